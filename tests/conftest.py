@@ -1,0 +1,54 @@
+"""Shared helpers for the economy tests.
+
+The helpers here restate the specification's encodings (action layout, grids) independently of
+the package, so that tests compare the implementation against the spec rather than against itself.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the suite also runs from a plain checkout without `pip install -e .`
+    sys.path.insert(0, str(ROOT))
+
+from envs.rbc.config import RBCConfig  # noqa: E402
+from envs.rbc.dynamics import EconomyState  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Other jobs share this machine; one intra-op thread keeps test timings stable."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def make_state(**values) -> EconomyState:
+    """An EconomyState from nested lists (one row per economy); every field must be given."""
+    return EconomyState(**{name: torch.tensor(v, dtype=torch.float32) for name, v in values.items()})
+
+
+def spec_decode(config: RBCConfig, consumer_action, firm_action, government_action):
+    """Spec section 2: consumer heads (goods..., hours, employer); firm 5*price+wage; tax 6*income+corporate."""
+    F = config.n_firms
+    goods = torch.tensor(config.consumption_grid)[consumer_action[..., :F]]
+    hours = torch.tensor(config.hours_grid)[consumer_action[..., F]]
+    employer = consumer_action[..., F + 1]
+    n_w, n_s = len(config.wage_grid), len(config.corporate_tax_grid)
+    price = torch.tensor(config.price_grid)[firm_action // n_w]
+    wage = torch.tensor(config.wage_grid)[firm_action % n_w]
+    g = government_action.reshape(*government_action.shape[:-1])
+    income = torch.tensor(config.income_tax_grid)[g // n_s]
+    corporate = torch.tensor(config.corporate_tax_grid)[g % n_s]
+    return goods, hours, employer, price, wage, income, corporate
+
+
+def crra(c, eta: float = 0.1):
+    """Spec 5.1: u(c) = ((c + 1)^(1 - eta) - 1) / (1 - eta)."""
+    return ((c + 1.0) ** (1.0 - eta) - 1.0) / (1.0 - eta)
