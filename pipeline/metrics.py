@@ -1,0 +1,100 @@
+"""What an episode's rollout says about the economy, as named scalars and per-economy samples.
+
+`economy_samples` reduces a rollout to one number per economy and quantity (one sample per
+economy-episode); training logs their means, evaluation their means with 95% confidence
+intervals.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import torch
+from tensordict import TensorDictBase
+
+from envs.rbc.config import RBCConfig
+
+
+def economy_samples(data: TensorDictBase, economy: RBCConfig) -> dict[str, torch.Tensor]:
+    """(E,)-shaped samples from a (E, T) rollout.
+
+    Rewards are per-agent episode returns (summed over steps, averaged over the type's agents);
+    welfare is summed over steps in both variants; prices, wages and tax rates are averaged over
+    steps 1..T-1 (the ones the agents chose; step 0 runs at the initial state's values).
+    """
+    nxt = data.get("next")
+    consumer_return = nxt.get(("consumer", "reward")).squeeze(-1).sum(1)  # (E, C)
+    firm_return = nxt.get(("firm", "reward")).squeeze(-1).sum(1)  # (E, F)
+    consumer_total = consumer_return.sum(-1)
+    firm_total = firm_return.sum(-1)
+    chosen = slice(1, None) if data.shape[1] > 1 else slice(None)
+    hours = nxt.get(("consumer", "hours"))  # (E, T, C)
+    consumption = nxt.get(("consumer", "consumption")).sum(-1)  # (E, T, C) units over goods
+    sales = nxt.get(("firm", "sales"))
+    exports = nxt.get(("firm", "exports"))
+    price = nxt.get(("firm", "price"))
+    return {
+        "reward/consumer": consumer_return.mean(-1),
+        "reward/firm": firm_return.mean(-1),
+        "reward/government": nxt.get(("government", "reward")).reshape(data.shape[0], -1).sum(-1),
+        "welfare/total": consumer_total + economy.firm_welfare_weight * firm_total,
+        "welfare/consumer_only": consumer_total,
+        "economy/price": price[:, chosen].mean((1, 2)),
+        "economy/wage": nxt.get(("firm", "wage"))[:, chosen].mean((1, 2)),
+        "economy/hours": hours.mean((1, 2)),
+        "economy/employed_share": (hours > 0).float().mean((1, 2)),
+        "economy/consumption": consumption.mean((1, 2)),
+        "economy/production": nxt.get(("firm", "production")).mean((1, 2)),
+        "economy/sales": sales.mean((1, 2)),
+        "economy/exports": exports.mean((1, 2)),
+        "economy/domestic_share": sales.sum((1, 2)) / (sales + exports).sum((1, 2)).clamp_min(1e-9),
+        "economy/income_tax_rate": nxt.get(("government", "income_tax_rate"))[:, chosen].mean((1, 2)),
+        "economy/corporate_tax_rate": nxt.get(("government", "corporate_tax_rate"))[:, chosen].mean((1, 2)),
+        "economy/firm_budget_end": nxt.get(("firm", "budget"))[:, -1].mean(-1),
+        "economy/consumer_budget_end": nxt.get(("consumer", "budget"))[:, -1].mean(-1),
+    }
+
+
+def episode_metrics(data: TensorDictBase, economy: RBCConfig) -> dict[str, float]:
+    return {key: float(value.mean()) for key, value in economy_samples(data, economy).items()}
+
+
+def mean_ci95(samples: list[float] | torch.Tensor) -> dict[str, float | list[float]]:
+    """Mean and normal-approximation 95% confidence interval of the mean."""
+    x = torch.as_tensor(samples, dtype=torch.float64).flatten()
+    n = x.numel()
+    mean = float(x.mean()) if n else float("nan")
+    half = 1.959964 * float(x.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan")
+    return {"mean": mean, "ci95": [mean - half, mean + half], "n": n}
+
+
+class MetricsLog:
+    """Append-only CSV of per-episode metrics, tolerant of columns appearing later."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.rows: list[dict[str, float]] = []
+        if self.path.exists():
+            with self.path.open() as handle:
+                self.rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+
+    def truncate(self, episode: int) -> None:
+        """Forget rows at or after `episode` (a resumed run recomputes them identically)."""
+        self.rows = [row for row in self.rows if row.get("episode", -1) < episode]
+
+    def append(self, row: dict[str, float]) -> None:
+        self.rows.append(dict(row))
+
+    def flush(self) -> None:
+        columns: list[str] = []
+        for row in self.rows:
+            columns.extend(k for k in row if k not in columns)
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        tmp.replace(self.path)

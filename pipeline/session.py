@@ -1,0 +1,146 @@
+"""A training session: the economy, the three type policies, their learners, and their state.
+
+Training, best response and evaluation all run episodes the same way: apply the episode's plan
+(masks, disutility anneal) to the environment, collect one episode of every economy with the
+joint policy, update the types that train, and report the episode's metrics. The session's
+complete state (networks, optimizers, episode counter, RNG, no-Ponzi multipliers) goes into and
+comes out of a checkpoint, so a resumed run continues bit-identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictSequential
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+from envs.rbc.actions import fixed_tax_action
+from envs.rbc.env import RBCEnv
+
+from .algorithms import GroupLearner
+from .config import GROUPS, ExperimentConfig
+from .curriculum import EpisodePlan
+from .metrics import episode_metrics
+from .policies import FixedAction, build_policies
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How a pipeline branch differs from its config: a fixed tax, or another welfare objective."""
+
+    fixed_tax: float | None = None
+    welfare: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"fixed_tax": self.fixed_tax, "welfare": self.welfare}
+
+
+class Session:
+    def __init__(self, config: ExperimentConfig, variant: Variant = Variant(), num_envs: int | None = None):
+        self.config = config
+        self.variant = variant
+        training = config.training
+        if training.threads:
+            torch.set_num_threads(training.threads)
+        torch.manual_seed(training.seed)
+        economy = config.economy if variant.welfare is None else config.economy.replace(welfare=variant.welfare)
+        self.economy = economy
+        self.env = RBCEnv(economy, num_envs=num_envs or training.num_envs, device=training.device, seed=training.seed)
+        self.policies = build_policies(self.env, config.policy.options(), config.policy.factory)
+        self.fixed: dict[str, FixedAction] = {}
+        if variant.fixed_tax is not None:
+            action = fixed_tax_action(economy, variant.fixed_tax, variant.fixed_tax)
+            self.fixed["government"] = FixedAction("government", 1, action)
+        self.joint_policy = TensorDictSequential(
+            *[self.fixed[g] if g in self.fixed else self.policies[g].collector for g in GROUPS]
+        )
+        self.learners = self.make_learners(training.algorithm, training.ppo_epochs, training.learning_rate)
+        self.episode = 0
+        self.no_ponzi = {g: s.initial for g, s in config.curriculum.no_ponzi.items()}
+        self.env.set_no_ponzi_multipliers(**self.no_ponzi)
+
+    def make_learners(self, algorithm: str, epochs: int, learning_rates: dict[str, float]) -> dict[str, GroupLearner]:
+        t = self.config.training
+        return {
+            g: GroupLearner(
+                self.policies[g],
+                algorithm=algorithm,
+                epochs=epochs,
+                learning_rate=learning_rates[g],
+                reward_scale=t.reward_scale[g],
+                gamma=t.gamma,
+                gae_lambda=t.gae_lambda,
+                clip_epsilon=t.clip_epsilon,
+                value_clip=t.value_clip,
+                value_coef=t.value_coef,
+                max_grad_norm=t.max_grad_norm,
+            )
+            for g in GROUPS
+        }
+
+    # ------------------------------------------------------------------ episodes
+    def apply(self, plan: EpisodePlan) -> None:
+        self.env.set_action_mask("firm", plan.firm_mask.to(self.env.device))
+        government_mask = plan.government_mask.to(self.env.device)
+        if "government" in self.fixed:
+            government_mask = torch.ones_like(government_mask)
+        self.env.set_action_mask("government", government_mask)
+        self.env.set_labor_disutility_anneal(plan.labor_disutility_anneal)
+
+    def collect(self, deterministic: bool = False) -> TensorDictBase:
+        exploration = ExplorationType.DETERMINISTIC if deterministic else ExplorationType.RANDOM
+        with torch.no_grad(), set_exploration_type(exploration):
+            return self.env.rollout(
+                self.economy.episode_length, self.joint_policy, break_when_any_done=False, auto_reset=True
+            )
+
+    def run_episode(self, plan: EpisodePlan, learn: bool = True) -> tuple[TensorDictBase, dict[str, float]]:
+        self.apply(plan)
+        data = self.collect()
+        metrics = episode_metrics(data, self.economy)
+        if learn:
+            for group in plan.train:
+                if group in self.fixed:
+                    continue
+                metrics.update(self.learners[group].update(data, plan.entropy[group]))
+            self._update_no_ponzi(data)
+        self.episode += 1
+        return data, metrics
+
+    def _update_no_ponzi(self, data: TensorDictBase) -> None:
+        """Spec 5.4: lambda <- lambda + rate * mean(max(-B_final, 0) / scale), per type."""
+        schedules = self.config.curriculum.no_ponzi
+        scales = {"consumer": self.economy.consumer_penalty_scale, "firm": self.economy.firm_penalty_scale}
+        changed = False
+        for group, schedule in schedules.items():
+            if schedule.rate == 0:
+                continue
+            final_budget = data.get(("next", group, "budget"))[:, -1]
+            debt = (-final_budget).clamp_min(0).mean().item() / scales[group]
+            self.no_ponzi[group] += schedule.rate * debt
+            changed = True
+        if changed:
+            self.env.set_no_ponzi_multipliers(**self.no_ponzi)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {
+            "episode": self.episode,
+            "networks": {g: self.policies[g].network.state_dict() for g in GROUPS},
+            "optimizers": {g: self.learners[g].optimizer.state_dict() for g in GROUPS},
+            "rng": torch.get_rng_state(),
+            "no_ponzi": dict(self.no_ponzi),
+            "variant": self.variant.as_dict(),
+        }
+
+    def load_state_dict(self, state: dict, optimizers: bool = True) -> None:
+        for g in GROUPS:
+            self.policies[g].network.load_state_dict(state["networks"][g])
+            if optimizers:
+                self.learners[g].optimizer.load_state_dict(state["optimizers"][g])
+        self.episode = int(state["episode"])
+        torch.set_rng_state(state["rng"])
+        self.no_ponzi = {k: float(v) for k, v in state["no_ponzi"].items()}
+        self.env.set_no_ponzi_multipliers(**self.no_ponzi)

@@ -1,0 +1,174 @@
+"""`python -m pipeline.train`: run one curriculum stage, from a checkpoint to a checkpoint.
+
+    python -m pipeline.train --config CONFIG --stage NAME [--init CKPT_IN] --out CKPT_OUT
+
+Each stage is one process (one workflow rule). The first stage starts from fresh networks; every
+later stage continues the previous stage's checkpoint at the episode where it ended. While it
+runs, the stage writes a resume checkpoint every `training.checkpoint_every` episodes next to its
+output (`CKPT_OUT.resume`); started again after an interruption, it continues from there and
+produces exactly what an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from envs.rbc.config import ConfigError
+
+from .checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint
+from .config import ExperimentConfig
+from .curriculum import Curriculum
+from .metrics import MetricsLog
+from .session import Session, Variant
+from .tracking import Tracker
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="experiment YAML")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config value (YAML-parsed), e.g. training.seed=3; repeatable")
+    parser.add_argument("--fixed-tax", type=float, default=None,
+                        help="fixed-tax baseline: income and corporate tax both at this rate, government frozen")
+    parser.add_argument("--welfare", choices=("total", "consumer_only"), default=None,
+                        help="government objective for this branch (default: the config's)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def variant_label(variant: Variant) -> str:
+    parts = []
+    if variant.fixed_tax is not None:
+        parts.append(f"fixed{round(variant.fixed_tax * 100):02d}")
+    if variant.welfare is not None:
+        parts.append(variant.welfare)
+    return "-".join(parts) or "learned"
+
+
+def stage_plan_row(plan) -> dict[str, float]:
+    row = {
+        "episode": plan.episode,
+        "schedule/labor_disutility_anneal": plan.labor_disutility_anneal,
+        "schedule/firm_actions_allowed": plan.firm_actions_allowed,
+        "schedule/max_tax": plan.max_tax,
+    }
+    row.update({f"schedule/entropy/{g}": v for g, v in plan.entropy.items()})
+    for g in ("consumer", "firm", "government"):
+        row[f"schedule/trains/{g}"] = float(g in plan.train)
+    return row
+
+
+def run_stage(
+    config: ExperimentConfig,
+    stage: str,
+    out: Path,
+    init: Path | None = None,
+    variant: Variant = Variant(),
+    progress: bool = True,
+) -> Path:
+    curriculum = Curriculum(config.curriculum, config.economy, fixed_government=variant.fixed_tax is not None)
+    start, end = curriculum.bounds[stage] if stage in curriculum.bounds else (None, None)
+    if start is None:
+        raise ConfigError(f"unknown stage {stage!r}; the curriculum's stages are {list(curriculum.bounds)}")
+    session = Session(config, variant)
+    resume = Path(f"{out}.resume")
+    metrics_log = MetricsLog(out.with_suffix(".metrics.csv"))
+
+    if resume.exists():
+        payload = load_checkpoint(resume)
+        check_compatible(payload, config, resume)
+        if payload["stage"] != stage or payload["session"]["variant"] != variant.as_dict():
+            raise CheckpointError(
+                f"resume checkpoint {resume} belongs to stage {payload['stage']!r} variant "
+                f"{payload['session']['variant']}, not stage {stage!r} variant {variant.as_dict()}; delete it to restart"
+            )
+        session.load_state_dict(payload["session"])
+        print(f"resuming stage {stage!r} at episode {session.episode} from {resume}", file=sys.stderr)
+    elif init is not None:
+        payload = load_checkpoint(init)
+        check_compatible(payload, config, init)
+        ended = payload["session"]["episode"]
+        if not payload.get("stage_complete") or ended != start:
+            raise CheckpointError(
+                f"checkpoint {init} ends at episode {ended} (stage {payload['stage']!r}"
+                f"{'' if payload.get('stage_complete') else ', incomplete'}), but stage {stage!r} starts at episode {start}"
+            )
+        session.load_state_dict(payload["session"])
+    elif start != 0:
+        raise CheckpointError(f"stage {stage!r} starts at episode {start}: give --init with the previous stage's checkpoint")
+    metrics_log.truncate(session.episode)
+
+    tracker = Tracker(
+        config.tracking,
+        rule=f"train:{variant_label(variant)}:{stage}",
+        run_name=f"{stage} ({variant_label(variant)})",
+        tags={"dge.stage": stage, "dge.variant": variant_label(variant), "dge.kind": "train"},
+    ).start(params={"config": config.to_dict(), "variant": variant.as_dict(), "stage": stage})
+
+    def payload(complete: bool) -> dict:
+        return {
+            "config": config.to_dict(),
+            "stage": stage,
+            "stage_complete": complete,
+            "session": session.state_dict(),
+        }
+
+    began = time.perf_counter()
+    bar = tqdm(total=end - start, initial=session.episode - start, desc=stage, unit="ep",
+               disable=not progress, mininterval=2.0, file=sys.stderr)
+    try:
+        while session.episode < end:
+            plan = curriculum.plan(session.episode)
+            _, metrics = session.run_episode(plan)
+            row = {**stage_plan_row(plan), **metrics}
+            metrics_log.append(row)
+            if plan.episode % config.tracking.log_every == 0 or session.episode == end:
+                tracker.log_metrics({k: v for k, v in row.items() if k != "episode"}, step=plan.episode)
+            bar.update(1)
+            bar.set_postfix(
+                cons=f"{metrics['reward/consumer']:.2f}",
+                firm=f"{metrics['reward/firm']:.3g}",
+                welfare=f"{metrics['welfare/total']:.4g}",
+                refresh=False,
+            )
+            if session.episode % config.training.checkpoint_every == 0 and session.episode < end:
+                save_checkpoint(payload(False), resume)
+                metrics_log.flush()
+                tracker.flush()
+        bar.close()
+        save_checkpoint(payload(True), out)
+        metrics_log.flush()
+        resume.unlink(missing_ok=True)
+        tracker.log_metrics({"stage/wall_time_s": time.perf_counter() - began}, step=session.episode)
+        tracker.log_artifact(out, "checkpoints")
+        tracker.log_artifact(metrics_log.path, "metrics")
+        tracker.finish()
+    except BaseException as err:
+        bar.close()
+        tracker.finish("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        raise
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run one curriculum stage.")
+    add_common_arguments(parser)
+    parser.add_argument("--stage", required=True, help="stage name from curriculum.stages")
+    parser.add_argument("--init", type=Path, default=None, help="previous stage's checkpoint")
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint to write")
+    args = parser.parse_args(argv)
+    try:
+        config = ExperimentConfig.load(args.config, args.overrides)
+        variant = Variant(fixed_tax=args.fixed_tax, welfare=args.welfare)
+        run_stage(config, args.stage, args.out, args.init, variant, progress=not args.no_progress)
+    except (ConfigError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
