@@ -35,17 +35,17 @@ def make_state(**values) -> EconomyState:
 
 
 def spec_decode(config: RBCConfig, consumer_action, firm_action, government_action):
-    """Spec section 2: consumer heads (goods..., hours, employer); firm 5*price+wage; tax 6*income+corporate."""
+    """Spec section 2 (in float64): consumer heads (goods..., hours, employer); firm 5*price+wage; tax 6*income+corporate."""
     F = config.n_firms
-    goods = torch.tensor(config.consumption_grid)[consumer_action[..., :F]]
-    hours = torch.tensor(config.hours_grid)[consumer_action[..., F]]
+    goods = torch.tensor(config.consumption_grid, dtype=torch.float64)[consumer_action[..., :F]]
+    hours = torch.tensor(config.hours_grid, dtype=torch.float64)[consumer_action[..., F]]
     employer = consumer_action[..., F + 1]
     n_w, n_s = len(config.wage_grid), len(config.corporate_tax_grid)
-    price = torch.tensor(config.price_grid)[firm_action // n_w]
-    wage = torch.tensor(config.wage_grid)[firm_action % n_w]
+    price = torch.tensor(config.price_grid, dtype=torch.float64)[firm_action // n_w]
+    wage = torch.tensor(config.wage_grid, dtype=torch.float64)[firm_action % n_w]
     g = government_action.reshape(*government_action.shape[:-1])
-    income = torch.tensor(config.income_tax_grid)[g // n_s]
-    corporate = torch.tensor(config.corporate_tax_grid)[g % n_s]
+    income = torch.tensor(config.income_tax_grid, dtype=torch.float64)[g // n_s]
+    corporate = torch.tensor(config.corporate_tax_grid, dtype=torch.float64)[g % n_s]
     return goods, hours, employer, price, wage, income, corporate
 
 
