@@ -125,23 +125,26 @@ class DropKeys(TensorDictModuleBase):
 class FixedAction(TensorDictModuleBase):
     """A frozen deterministic policy: every agent of the group always takes the same action.
 
-    Used for the fixed-tax baselines; it writes a zero log-probability and value so the rollout
-    has the same keys as with a learned policy.
+    `action` is one agent's action: an int for firms and the government (a joint-action index),
+    a sequence of head indices for consumers. Used for the fixed-tax baselines and for test
+    economies; it writes a zero log-probability and value so the rollout has the same keys as
+    with a learned policy.
     """
 
-    def __init__(self, group: str, n_agents: int, action: int):
+    def __init__(self, group: str, n_agents: int, action):
         super().__init__()
-        self.group, self.n_agents, self.action = group, n_agents, int(action)
+        self.group, self.n_agents = group, n_agents
+        self.register_buffer("action", torch.as_tensor(action, dtype=torch.int64))
         self.in_keys = [GLOBAL_KEY]
         self.out_keys = [(group, "action"), (group, "log_prob"), (group, "state_value")]
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        batch = tensordict.batch_size
+        batch = (*tensordict.batch_size, self.n_agents)
         device = tensordict.device
-        action = torch.full((*batch, self.n_agents), self.action, dtype=torch.int64, device=device)
+        action = self.action.to(device).expand(*batch, *self.action.shape).clone()
         tensordict.set((self.group, "action"), action)
-        tensordict.set((self.group, "log_prob"), torch.zeros(action.shape, device=device))
-        tensordict.set((self.group, "state_value"), torch.zeros(*action.shape, 1, device=device))
+        tensordict.set((self.group, "log_prob"), torch.zeros(batch, device=device))
+        tensordict.set((self.group, "state_value"), torch.zeros(*batch, 1, device=device))
         return tensordict
 
 

@@ -38,7 +38,14 @@ class Variant:
 
 
 class Session:
-    def __init__(self, config: ExperimentConfig, variant: Variant = Variant(), num_envs: int | None = None):
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        variant: Variant = Variant(),
+        num_envs: int | None = None,
+        fixed_actions: dict | None = None,
+    ):
+        """`fixed_actions` freezes groups at one deterministic action each (group -> one agent's action)."""
         self.config = config
         self.variant = variant
         training = config.training
@@ -49,10 +56,11 @@ class Session:
         self.economy = economy
         self.env = RBCEnv(economy, num_envs=num_envs or training.num_envs, device=training.device, seed=training.seed)
         self.policies = build_policies(self.env, config.policy.options(), config.policy.factory)
-        self.fixed: dict[str, FixedAction] = {}
+        fixed_actions = dict(fixed_actions or {})
         if variant.fixed_tax is not None:
-            action = fixed_tax_action(economy, variant.fixed_tax, variant.fixed_tax)
-            self.fixed["government"] = FixedAction("government", 1, action)
+            fixed_actions["government"] = fixed_tax_action(economy, variant.fixed_tax, variant.fixed_tax)
+        sizes = {"consumer": economy.n_consumers, "firm": economy.n_firms, "government": 1}
+        self.fixed = {g: FixedAction(g, sizes[g], a) for g, a in fixed_actions.items()}
         self.joint_policy = TensorDictSequential(
             *[self.fixed[g] if g in self.fixed else self.policies[g].collector for g in GROUPS]
         )
@@ -82,11 +90,10 @@ class Session:
 
     # ------------------------------------------------------------------ episodes
     def apply(self, plan: EpisodePlan) -> None:
-        self.env.set_action_mask("firm", plan.firm_mask.to(self.env.device))
-        government_mask = plan.government_mask.to(self.env.device)
-        if "government" in self.fixed:
-            government_mask = torch.ones_like(government_mask)
-        self.env.set_action_mask("government", government_mask)
+        """Masks and the disutility anneal of the episode; a fixed group's action is always allowed."""
+        for group, mask in (("firm", plan.firm_mask), ("government", plan.government_mask)):
+            mask = mask.to(self.env.device)
+            self.env.set_action_mask(group, torch.ones_like(mask) if group in self.fixed else mask)
         self.env.set_labor_disutility_anneal(plan.labor_disutility_anneal)
 
     def collect(self, deterministic: bool = False) -> TensorDictBase:
