@@ -305,3 +305,19 @@ def test_same_case_through_the_env():
     close(obs[:, 2:4], [[33 / 44, 0.0], [1.0, 11 / 44]])
     close(obs[:, 6:8], [[1.0, 0.0], [0.0, 0.0]], atol=0)
     close(obs[:, 8:], [[0.6, 0.8, 0.4], [1.0, 0.0, 1.0]])
+
+
+def test_overdemand_flag_edges():
+    """o_i = 1 only if D_i > 0 and D_i > y_i: demand equal to the stock, and zero demand on zero stock, are not flagged."""
+    config = RBCConfig(**TINY)
+    params = EconomyParameters.from_config(config)
+    state = make_state(**{**STATE, "inventory": [[5.0, 0.0], [4.0, 0.0]], "consumer_budget": [[1e6, 1e6], [1e6, 1e6]]})
+    # both economies: consumer 0 wants 2 of good 0, consumer 1 wants 3 -> D = [5, 0]
+    consumer = torch.tensor([[[2, 0, 0, 0], [3, 0, 0, 0]], [[2, 0, 0, 0], [3, 0, 0, 0]]])
+    decisions = decode_actions(params, consumer, torch.tensor(FIRM_ACTION), torch.tensor(GOVERNMENT_ACTION))
+    nxt, out = step_economy(params, state, decisions, Penalties())
+    # A: 5 = 5 -> not over-demanded, everyone served; 0 on a stock of 0 -> not flagged
+    # B: 5 > 4 -> flagged, fill 4/5: consumers get 1.6 and 2.4
+    close(nxt.overdemanded, [[0.0, 0.0], [1.0, 0.0]], atol=0)
+    close(out.consumption[:, :, 0], [[2.0, 3.0], [1.6, 2.4]], atol=1e-6)
+    close(out.sales, [[5.0, 0.0], [4.0, 0.0]], atol=1e-6)
