@@ -81,13 +81,19 @@ class RBCEnv(EnvBase):
             raise ValueError(f"num_envs={num_envs!r} is invalid; allowed: a positive integer")
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r} is invalid; allowed: {' | '.join(BACKENDS)}")
+        config = config if config is not None else RBCConfig()
+        # Resolved first, so that a missing GPU stack is reported as such rather than by torch.
+        kernels = _resolve_kernels(backend, config, device)
+        if kernels is not None:
+            device = kernels.device
         super().__init__(device=device, batch_size=torch.Size([num_envs]))
-        self.config = config if config is not None else RBCConfig()
+        self.config = config
         self.num_envs = num_envs
         self.backend = backend
         self.params = EconomyParameters.from_config(self.config, self.device)
         self.encoder = ObservationEncoder(self.config, self.params)
-        self._step_function = _resolve_step_function(backend, self.config, self.device)
+        self._step_function: StepFunction = step_economy
+        self._kernels = kernels
         self._anneal = float(self.config.labor_disutility_anneal)
         self._penalties = Penalties(self.config.consumer_no_ponzi_multiplier, self.config.firm_no_ponzi_multiplier)
         self._masks = {
@@ -237,8 +243,12 @@ class RBCEnv(EnvBase):
             torch.manual_seed(seed)
 
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
-        fresh = initial_state(self.params, self.num_envs, self._anneal, self.device)
         reset = tensordict.get("_reset", None) if tensordict is not None else None
+        if self._kernels is not None:
+            mask = None if reset is None else reset.reshape(-1)
+            self._state, observations = self._kernels.reset(self._state, mask, self._anneal)
+            return self._output(self._state, self._state, outcome=None, observations=observations)
+        fresh = initial_state(self.params, self.num_envs, self._anneal, self.device)
         if reset is None:
             self._state = fresh
         else:
@@ -251,11 +261,18 @@ class RBCEnv(EnvBase):
         government_action = tensordict.get(("government", "action"))
         if self.config.check_action_masks:
             self._refuse_masked(consumer_action, firm_action, government_action)
-        decisions = decode_actions(self.params, consumer_action, firm_action, government_action)
         before = self._state
-        after, outcome = self._step_function(self.params, before, decisions, self._penalties)
+        if self._kernels is None:
+            decisions = decode_actions(self.params, consumer_action, firm_action, government_action)
+            after, outcome = self._step_function(self.params, before, decisions, self._penalties)
+            hours, employer, observations = decisions.hours, decisions.employer, None
+        else:  # one fused launch: decoding, the step, rewards and the next observations
+            after, outcome, hours, observations = self._kernels.step(
+                before, consumer_action, firm_action, government_action, self._penalties
+            )
+            employer = consumer_action[..., self.config.n_firms + 1]
         self._state = after
-        output = self._output(before, after, outcome, decisions)
+        output = self._output(before, after, outcome, hours, employer, observations)
         return output
 
     def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
@@ -294,12 +311,24 @@ class RBCEnv(EnvBase):
         before: EconomyState,
         after: EconomyState,
         outcome: StepOutcome | None,
-        decisions: Decisions | None = None,
+        hours: torch.Tensor | None = None,
+        employer: torch.Tensor | None = None,
+        observations: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> TensorDictBase:
-        """Observations of `after`, rewards and the readout of the step from `before` to `after`."""
+        """Observations of `after`, rewards and the readout of the step from `before` to `after`.
+
+        `observations` (global, consumer, firm), when a kernel backend has already encoded `after`.
+        """
         E, C, F = self.num_envs, self.config.n_consumers, self.config.n_firms
         enc = self.encoder
-        global_obs = enc.global_observation(after)
+        if observations is None:
+            global_obs, consumer_obs, firm_obs = (
+                enc.global_observation(after),
+                enc.consumer_observation(after),
+                enc.firm_observation(after),
+            )
+        else:
+            global_obs, consumer_obs, firm_obs = observations
         if outcome is None:  # at reset: stocks of the initial state, zero flows
             zero_c = torch.zeros(E, C, device=self.device)
             zero_f = torch.zeros(E, F, device=self.device)
@@ -309,7 +338,7 @@ class RBCEnv(EnvBase):
             production = sales = exports = revenue = wage_bill = investment = profit = corporate_tax = zero_f
             tax_revenue = welfare = zero_g
         else:
-            consumption, hours, employer = outcome.consumption, decisions.hours, decisions.employer
+            consumption = outcome.consumption
             labor_income, income_tax, transfer = outcome.labor_income, outcome.income_tax_paid, outcome.transfer
             production, sales, exports = outcome.production, outcome.sales, outcome.exports
             revenue, wage_bill, investment = outcome.revenue, outcome.wage_bill, outcome.investment
@@ -317,7 +346,7 @@ class RBCEnv(EnvBase):
             tax_revenue, welfare = outcome.tax_revenue, outcome.welfare
 
         consumer = {
-            "observation": enc.consumer_observation(after),
+            "observation": consumer_obs,
             "action_mask": self._masks["consumer"].expand(E, C, *self._masks["consumer"].shape),
             "budget": after.consumer_budget,
             "consumption": consumption,
@@ -328,7 +357,7 @@ class RBCEnv(EnvBase):
             "transfer": transfer,
         }
         firm = {
-            "observation": enc.firm_observation(after),
+            "observation": firm_obs,
             "action_mask": self._masks["firm"].expand(E, F, -1),
             "budget": after.firm_budget,
             "capital": after.capital,
@@ -369,11 +398,19 @@ class RBCEnv(EnvBase):
 
 
 def _uniform_allowed(mask: torch.Tensor, batch_shape: tuple[int, ...]) -> torch.Tensor:
-    """One uniform draw among the True entries of each row of `mask`, for every batch element."""
-    allowed_first = torch.argsort((~mask).to(torch.int8), dim=-1, stable=True)
+    """One uniform draw among the True entries of each row of `mask`, for every batch element.
+
+    The draw is a rank among the allowed entries. When every row allows a prefix of its choices
+    (no curriculum mask, only the consumer heads' padding), the rank is the action itself, so the
+    lookup table, the costliest part for 100 consumers x 12 heads, is skipped; the random numbers
+    and the result are the same either way.
+    """
     counts = mask.sum(-1)
     uniform = torch.rand(*batch_shape, *counts.shape, device=mask.device)
-    rank = (uniform * counts).long().clamp_max(counts - 1)
+    rank = uniform.mul_(counts).long().clamp_max_(counts - 1)
+    if torch.equal(mask, torch.arange(mask.shape[-1], device=mask.device) < counts.unsqueeze(-1)):
+        return rank
+    allowed_first = torch.argsort((~mask).to(torch.int8), dim=-1, stable=True)
     table = allowed_first.expand(*batch_shape, *allowed_first.shape)
     return table.gather(-1, rank.unsqueeze(-1)).squeeze(-1)
 
@@ -383,9 +420,10 @@ def _check_group(group: str) -> None:
         raise ValueError(f"group={group!r} is invalid; allowed: {' | '.join(GROUPS)}")
 
 
-def _resolve_step_function(backend: str, config: RBCConfig, device: torch.device) -> StepFunction:
+def _resolve_kernels(backend: str, config: RBCConfig, device: torch.device | str):
+    """None for the torch reference; for "cuda", the fused kernel backend (step, reset, observations)."""
     if backend == "torch":
-        return step_economy
-    from gpu.backend import cuda_step_function  # imported lazily: cuda-python is an optional extra
+        return None
+    from gpu.backend import CudaBackend  # imported lazily: cuda-python is an optional extra
 
-    return cuda_step_function(config, device)
+    return CudaBackend(config, device)
