@@ -1,0 +1,233 @@
+"""Per-type actor-critics (spec 7.2): valid actions, masks in collection and in the loss, the split
+first layer, one network pass per loss call, and user network factories."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from envs.rbc.config import ConfigError, RBCConfig
+from envs.rbc.env import RBCEnv
+from envs.rbc.observations import full_observation
+from pipeline.config import ExperimentConfig
+from pipeline.policies import ActorCriticNetwork, build_policies, group_layouts, load_factory
+from pipeline.session import Session
+from pipeline_support import single_stage, small_config
+
+FULL_FIRMS = RBCConfig(n_consumers=3, n_firms=10)  # 10 firms: the consumer has the spec's 12 heads
+
+
+def test_consumer_heads_have_the_spec_layout_and_produce_valid_actions():
+    env = RBCEnv(FULL_FIRMS, num_envs=3, seed=0)
+    layout = group_layouts(env)["consumer"]
+    assert layout.logits_shape == (12, 11)
+    policy = build_policies(env)["consumer"]
+    td = env.reset()
+    policy.actor(td)
+    dist = policy.actor.get_dist(td)
+    logits = dist.logits  # normalized log-probabilities, (E, C, 12, 11)
+    probs = logits.exp()
+    assert torch.all(probs[..., :10, :].sum(-1) > 0.999)  # goods: 11 choices each
+    assert torch.all(probs[..., 10, 5:] == 0)  # hours: 5 choices
+    assert torch.all(probs[..., 11, 10:] == 0)  # employer: 10 firms
+    draws = dist.sample((2000,))
+    assert int(draws[..., :10].max()) <= 10
+    assert int(draws[..., 10].max()) <= 4 and int(draws[..., 11].max()) <= 9
+    # every valid choice of the short heads does get sampled by an untrained policy
+    assert set(draws[..., 10].unique().tolist()) == set(range(5))
+    assert set(draws[..., 11].unique().tolist()) == set(range(10))
+    # the env accepts a whole episode of the joint policy's actions (it raises on masked ones)
+    session = Session(ExperimentConfig.from_dict({"economy": FULL_FIRMS.to_dict(), "training": {"num_envs": 3},
+                                                  "tracking": {"enabled": False}}))
+    data = session.collect()
+    action = data["consumer", "action"]
+    assert action.shape == (3, FULL_FIRMS.episode_length, 3, 12)
+    assert int(action[..., 10].max()) <= 4 and int(action[..., 11].max()) <= 9
+
+
+def test_firm_and_tax_masks_apply_in_collection_and_in_the_loss():
+    config = small_config(curriculum=single_stage("all", 5, ["consumer", "firm", "government"]))
+    session = Session(config)
+    firm_allowed = torch.zeros(30, dtype=torch.bool)
+    firm_allowed[[7, 21]] = True
+    tax_allowed = torch.zeros(36, dtype=torch.bool)
+    tax_allowed[[0, 1, 6]] = True
+    session.env.set_action_mask("firm", firm_allowed)
+    session.env.set_action_mask("government", tax_allowed)
+    consumer_allowed = session.env.action_mask("consumer").clone()
+    consumer_allowed[2, 0] = False  # consumers may not choose zero hours (head 2 of 5/2 economy)
+    session.env.set_action_mask("consumer", consumer_allowed)
+    data = session.collect()
+    assert set(data["firm", "action"].unique().tolist()) <= {7, 21}
+    assert set(data["government", "action"].unique().tolist()) <= {0, 1, 6}
+    assert bool((data["consumer", "action"][..., 2] != 0).all())
+    assert bool((data["firm", "action_mask"] == firm_allowed).all())  # the mask travels with the data
+
+    # In the loss, the network sees the recorded mask and emits masked logits.
+    seen = {}
+
+    def record(module, args, output):
+        seen["mask"], seen["logits"] = args[2].clone(), output[0].detach().clone()
+
+    learner = session.learners["firm"]
+    handle = session.policies["firm"].network.register_forward_hook(record)
+    try:
+        learner.advantages(data)
+        learner.loss(data)
+    finally:
+        handle.remove()
+    assert bool((seen["mask"] == firm_allowed).all())
+    assert bool((seen["logits"][..., ~firm_allowed] < -1e8).all())
+
+    # The loss's distribution gives a masked action a log-probability of about -1e9.
+    td = data.clone()
+    td["firm", "action"] = torch.full_like(td["firm", "action"], 8)  # not allowed
+    dist = learner.loss.actor_network.get_dist(td)
+    assert float(dist.log_prob(td["firm", "action"]).detach().max()) < -1e6
+    td["firm", "action"] = torch.full_like(td["firm", "action"], 21)
+    assert float(dist.log_prob(td["firm", "action"]).detach().min()) > -50
+
+
+@pytest.mark.parametrize("group", ["consumer", "firm"])
+def test_split_first_layer_equals_one_linear_layer_over_global_and_private_input(group):
+    torch.manual_seed(0)
+    env = RBCEnv(FULL_FIRMS, num_envs=4, seed=0)
+    layout = group_layouts(env)[group]
+    net = ActorCriticNetwork(layout, (16, 8))
+    td = env.rollout(3, break_when_any_done=False)  # states beyond the reset one
+    global_obs, private_obs = td["global_observation"], td[group, "observation"]
+    mask = torch.ones(layout.logits_shape, dtype=torch.bool)
+    logits, value = net(global_obs, private_obs, mask)
+
+    # The spec's network: one Linear over [global, private] (spec 4.1 order), ReLU, ...
+    first = nn.Linear(layout.global_dim + layout.private_dim, 16)
+    with torch.no_grad():
+        first.weight.copy_(torch.cat([net.global_in.weight, net.private_in.weight], dim=1))
+        first.bias.copy_(net.global_in.bias)
+    flat = full_observation(global_obs, private_obs)
+    out = net.head(net.hidden(torch.relu(first(flat))))
+    n = net.n_logits
+    torch.testing.assert_close(logits, out[..., :n].reshape(*out.shape[:-1], *layout.logits_shape))
+    torch.testing.assert_close(value, out[..., n:])
+    assert net.private_in.bias is None  # a single bias, as in one affine layer
+
+
+def test_network_runs_once_per_loss_call_and_critic_loss_is_huber():
+    config = small_config(
+        training={"num_envs": 4, "value_clip": False},
+        curriculum=single_stage("c", 5, ["consumer"]),
+    )
+    session = Session(config)
+    data = session.collect()
+    learner = session.learners["consumer"]
+    network = session.policies["consumer"].network
+    learner.advantages(data)
+    calls = []
+    handle = network.register_forward_hook(lambda m, a, o: calls.append(o[1]))
+    try:
+        out = learner.loss(data)
+    finally:
+        handle.remove()
+    assert len(calls) == 1  # actor and critic share one pass
+    value = calls[0]
+    target = data["consumer", "value_target"]
+    huber = nn.functional.smooth_l1_loss(value, target)
+    torch.testing.assert_close(out["loss_critic"], config.training.value_coef * huber)
+
+    # the critic loss's gradient reaches the value head through that single pass
+    network.zero_grad()
+    out["loss_critic"].backward()
+    assert network.head.weight.grad[-1].abs().sum() > 0
+
+    # the rollout's stored value is the value head's output on the same observation
+    with torch.no_grad():
+        _, again = network(data["global_observation"], data["consumer", "observation"], data["consumer", "action_mask"])
+    torch.testing.assert_close(again, data["consumer", "state_value"])
+
+
+def test_value_clipping_never_lowers_the_critic_loss():
+    config = small_config(curriculum=single_stage("c", 5, ["consumer"]))  # value_clip on by default
+    session = Session(config)
+    data = session.collect()
+    learner = session.learners["consumer"]
+    learner.advantages(data)
+    out = learner.loss(data)
+    with torch.no_grad():
+        _, value = session.policies["consumer"].network(
+            data["global_observation"], data["consumer", "observation"], data["consumer", "action_mask"]
+        )
+    unclipped = nn.functional.smooth_l1_loss(value, data["consumer", "value_target"])
+    assert float(out["loss_critic"]) >= float(unclipped) - 1e-6
+
+
+def test_user_network_factory_is_loaded_from_package_module_function(tmp_path, monkeypatch):
+    package = tmp_path / "userpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text(textwrap.dedent(
+        """
+        from pipeline.policies import ActorCriticNetwork
+
+        class Wide(ActorCriticNetwork):
+            pass
+
+        def wide(layout, options):
+            return Wide(layout, (32,))
+
+        def broken(layout, options):
+            return "not a module"
+
+        NOT_CALLABLE = 3
+        """
+    ))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = small_config(policy={"factory": "userpkg.nets:wide"})
+    session = Session(config)
+    for group in ("consumer", "firm", "government"):
+        network = session.policies[group].network
+        assert type(network).__name__ == "Wide"
+        assert network.head.in_features == 32  # one hidden layer of 32, as the factory asked
+    session.run_episode(_plan(session, ("consumer", "firm", "government")))
+
+    with pytest.raises(ValueError, match="userpkg.nets:missing.*cannot be loaded"):
+        load_factory("userpkg.nets:missing")
+    with pytest.raises(ValueError, match="nosuchpkg.nets:f.*cannot be loaded"):
+        load_factory("nosuchpkg.nets:f")
+    with pytest.raises(ValueError, match="not callable"):
+        load_factory("userpkg.nets:NOT_CALLABLE")
+    with pytest.raises(ValueError, match="package.module:function"):
+        load_factory("userpkg.nets:")
+    with pytest.raises(TypeError, match="returned str for consumer"):
+        Session(small_config(policy={"factory": "userpkg.nets:broken"}))
+    with pytest.raises(ConfigError, match="policy.factory"):
+        small_config(policy={"factory": "no_colon_here"})
+    sys.modules.pop("userpkg.nets", None)
+    sys.modules.pop("userpkg", None)
+
+
+def _plan(session, train):
+    from pipeline.curriculum import Curriculum
+
+    plan = Curriculum(session.config.curriculum, session.economy).plan(0)
+    return type(plan)(**{**plan.__dict__, "train": train})
+
+
+def test_bf16_network_stays_close_to_fp32():
+    torch.manual_seed(0)
+    env = RBCEnv(FULL_FIRMS, num_envs=4, seed=0)
+    layout = group_layouts(env)["consumer"]
+    fp32 = ActorCriticNetwork(layout)
+    bf16 = ActorCriticNetwork(layout, bf16=True)
+    bf16.load_state_dict(fp32.state_dict())
+    td = env.rollout(3, break_when_any_done=False)
+    args = (td["global_observation"], td["consumer", "observation"], env.action_mask("consumer"))
+    logits32, value32 = fp32(*args)
+    logits16, value16 = bf16(*args)
+    assert logits16.dtype == torch.float32  # outputs are cast back for the softmax and the ratio
+    finite = logits32 > -1e8
+    torch.testing.assert_close(logits16[finite], logits32[finite], atol=0.03, rtol=0.02)
+    torch.testing.assert_close(value16, value32, atol=0.03, rtol=0.02)
