@@ -147,3 +147,27 @@ def test_mask_is_observed_from_the_next_step(env):
     assert torch.equal(nxt["firm", "action_mask"], firm.expand(5, 3, 30))
     assert nxt["consumer", "action_mask"].shape == (5, 6, 5, 11)
     assert env.rand_action()["firm", "action"].eq(12).all()
+
+
+@pytest.mark.parametrize("restricted", [False, True], ids=["default-mask", "curriculum-mask"])
+def test_rand_action_is_uniform_over_allowed_choices(restricted):
+    env = RBCEnv(RBCConfig(n_consumers=50, n_firms=4), num_envs=200, seed=0)
+    firm = torch.ones(30, dtype=torch.bool)
+    consumer = consumer_head_mask(env.config).clone()
+    if restricted:
+        firm[::3] = False
+        consumer[env.config.n_firms, 1] = False  # hours: 260 never
+        env.set_action_mask("firm", firm)
+        env.set_action_mask("consumer", consumer)
+    draws = [env.rand_action() for _ in range(5)]
+    firm_actions = torch.cat([d["firm", "action"].reshape(-1) for d in draws])  # 4000 draws
+    counts = torch.bincount(firm_actions, minlength=30).double()
+    expected = len(firm_actions) / firm.sum()
+    assert (counts[~firm] == 0).all()
+    assert ((counts[firm] - expected).abs() < 5 * expected.sqrt()).all()  # 5 sigma of a binomial count
+    hours = torch.cat([d["consumer", "action"][..., env.config.n_firms].reshape(-1) for d in draws])  # 50000
+    counts = torch.bincount(hours, minlength=5).double()
+    allowed = consumer[env.config.n_firms, :5]
+    expected = len(hours) / allowed.sum()
+    assert (counts[~allowed] == 0).all()
+    assert ((counts[allowed] - expected).abs() < 5 * expected.sqrt()).all()

@@ -196,19 +196,24 @@ def decode_actions(
     n_corporate = params.corporate_tax_grid.numel()
     government_action = government_action.reshape(-1)
     return Decisions(
-        attempted_consumption=params.consumption_grid[consumer_action[..., :F]],
-        hours=params.hours_grid[consumer_action[..., F]],
+        attempted_consumption=_grid_values(params.consumption_grid, consumer_action[..., :F]),
+        hours=_grid_values(params.hours_grid, consumer_action[..., F]),
         employer=consumer_action[..., F + 1],
-        chosen_price=params.price_grid[firm_action // n_wages],
-        chosen_wage=params.wage_grid[firm_action % n_wages],
-        chosen_income_tax=params.income_tax_grid[government_action // n_corporate],
-        chosen_corporate_tax=params.corporate_tax_grid[government_action % n_corporate],
+        chosen_price=_grid_values(params.price_grid, firm_action // n_wages),
+        chosen_wage=_grid_values(params.wage_grid, firm_action % n_wages),
+        chosen_income_tax=_grid_values(params.income_tax_grid, government_action // n_corporate),
+        chosen_corporate_tax=_grid_values(params.corporate_tax_grid, government_action % n_corporate),
     )
+
+
+def _grid_values(grid: Tensor, index: Tensor) -> Tensor:
+    """grid[index] for a 1-d grid; a flat index_select is several times faster than advanced indexing on CPU."""
+    return grid.index_select(0, index.reshape(-1)).view(index.shape)
 
 
 def crra_utility(consumption: Tensor, eta: float) -> Tensor:
     """Shifted CRRA u(c) = ((c + 1)^(1 - eta) - 1) / (1 - eta), so u(0) = 0 (spec 5.1)."""
-    return ((consumption + 1.0).pow(1.0 - eta) - 1.0) / (1.0 - eta)
+    return (consumption + 1.0).pow_(1.0 - eta).sub_(1.0).div_(1.0 - eta)  # in place: one temporary, not three
 
 
 def step_economy(
