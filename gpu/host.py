@@ -122,6 +122,7 @@ def load_host_library(path: str | None = None) -> ctypes.CDLL:
     library = ctypes.CDLL(str(path or build_host_library()))
     library.rbc_host_abi_version.restype = ctypes.c_int
     library.rbc_host_params_size.restype = ctypes.c_int
+    library.rbc_host_max_block_threads.restype = ctypes.c_int
     library.rbc_host_shared_floats.restype = ctypes.c_int
     library.rbc_host_shared_floats.argtypes = [ctypes.c_int, ctypes.c_int]
     library.rbc_host_slot_names.restype = ctypes.c_char_p

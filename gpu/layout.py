@@ -331,9 +331,12 @@ class KernelLayout:
         return OutputBuffers(firm, consumer, economy, consumption, obs, named)
 
 
+MAX_BLOCK_THREADS = 256  # RBC_MAX_BLOCK_THREADS: the kernels' __launch_bounds__
+
+
 def block_size(n_agents: int) -> int:
-    """Threads per block: one per agent, rounded up to whole warps, capped at the hardware's 1024.
+    """Threads per block: one per agent, rounded up to whole warps, capped at MAX_BLOCK_THREADS.
 
     Economies with more agents than that still work: each thread then strides over several agents.
     """
-    return min(1024, (n_agents + 31) // 32 * 32)
+    return min(MAX_BLOCK_THREADS, (n_agents + 31) // 32 * 32)

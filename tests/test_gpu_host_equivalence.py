@@ -188,7 +188,7 @@ def assert_close_to_reference(name: str, kernel: torch.Tensor, reference: torch.
 
 def compare_step(config, state, actions, penalties, backend, encoder):
     """One step of the kernel code and of the torch reference from the same state; returns the kernel's."""
-    params = EconomyParameters.from_config(config)
+    params = EconomyParameters.from_config(config, state.price.device)
     decisions = decode_actions(params, *actions)
     ref_state, ref_out = step_economy(params, state, decisions, penalties)
     k_state, k_out, k_hours, k_obs = backend.step(state, *actions, penalties)
@@ -213,9 +213,11 @@ def assert_encoded(encoder: ObservationEncoder, state: EconomyState, observation
     torch.testing.assert_close(observations.firm, encoder.firm_observation(state), rtol=ENCODER_RTOL, atol=ENCODER_ATOL)
 
 
-def make(economy: dict, open_economy: bool, encoding: str, **extra) -> tuple[RBCConfig, ObservationEncoder]:
+def make(
+    economy: dict, open_economy: bool, encoding: str, device: str = "cpu", **extra
+) -> tuple[RBCConfig, ObservationEncoder]:
     config = RBCConfig(open_economy=open_economy, observation_encoding=encoding, **economy, **extra)
-    return config, ObservationEncoder(config, EconomyParameters.from_config(config))
+    return config, ObservationEncoder(config, EconomyParameters.from_config(config, device))
 
 
 # ---------------------------------------------------------------------------------------------- contract
@@ -229,6 +231,7 @@ def test_header_and_python_agree_on_the_contract():
     library = host.load_host_library()
     for C, F in [(1, 1), (7, 3), (100, 10), (1000, 50)]:
         assert library.rbc_host_shared_floats(C, F) == layout.shared_floats(C, F)
+    assert library.rbc_host_max_block_threads() == layout.MAX_BLOCK_THREADS
     layout.check_reference_fields()  # every field of EconomyState / StepOutcome is produced by the kernels
 
 

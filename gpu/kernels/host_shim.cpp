@@ -52,6 +52,7 @@ extern "C" {
 
 int rbc_host_abi_version() { return RBC_ABI_VERSION; }
 int rbc_host_params_size() { return (int)sizeof(RbcParams); }
+int rbc_host_max_block_threads() { return RBC_MAX_BLOCK_THREADS; }
 int rbc_host_shared_floats(int n_consumers, int n_firms) { return rbc_shared_floats(n_consumers, n_firms); }
 
 // Slot names of one output group (0 firm, 1 step consumer, 2 reset consumer, 3 economy), comma-terminated.

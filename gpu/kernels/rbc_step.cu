@@ -1,7 +1,7 @@
 // CUDA entry points of the RBC economy, compiled at run time with NVRTC (see gpu/backend.py).
 //
 // Layout: one block per economy (blockIdx.x), one thread per agent (consumers first, then firms, then the
-// government; agents beyond blockDim.x are handled by striding). Each launch is a whole step or reset of
+// government; economies with more agents than RBC_MAX_BLOCK_THREADS stride several agents per thread). Each launch is a whole step or reset of
 // every economy; the phases of rbc_step.cuh are separated by __syncthreads(). Dynamic shared memory holds
 // the per-consumer and per-firm scratch of rbc_shared_floats(C, F) floats.
 //
@@ -40,7 +40,8 @@ __device__ __forceinline__ void rbc_step_block(const unsigned char* blob, int n_
 
 // The fused environment step: grid indices from the policies in, next state, flows, rewards, decoded hours
 // and the observations of the next state out.
-extern "C" __global__ void rbc_step_indexed(const unsigned char* blob, int n_envs, RBC_STATE_PARAMS,
+extern "C" __global__ void __launch_bounds__(RBC_MAX_BLOCK_THREADS, RBC_MIN_BLOCKS_PER_SM)
+rbc_step_indexed(const unsigned char* blob, int n_envs, RBC_STATE_PARAMS,
                                             const long long* __restrict__ consumer_action,
                                             const long long* __restrict__ firm_action,
                                             const long long* __restrict__ government_action, float consumer_penalty,
@@ -54,7 +55,8 @@ extern "C" __global__ void rbc_step_indexed(const unsigned char* blob, int n_env
 }
 
 // The drop-in replacement of dynamics.step_economy: decoded decisions in (see decode_actions).
-extern "C" __global__ void rbc_step_decoded(const unsigned char* blob, int n_envs, RBC_STATE_PARAMS,
+extern "C" __global__ void __launch_bounds__(RBC_MAX_BLOCK_THREADS, RBC_MIN_BLOCKS_PER_SM)
+rbc_step_decoded(const unsigned char* blob, int n_envs, RBC_STATE_PARAMS,
                                             const float* __restrict__ attempted_consumption,
                                             const float* __restrict__ hours, const long long* __restrict__ employer,
                                             const float* __restrict__ chosen_price,
@@ -73,7 +75,8 @@ extern "C" __global__ void rbc_step_decoded(const unsigned char* blob, int n_env
 
 // Full or partial reset plus the observations of the resulting state. `mask` (bool per economy) may be
 // null for a full reset, and then the state pointers may be null too.
-extern "C" __global__ void rbc_reset(const unsigned char* blob, int n_envs, RBC_STATE_PARAMS,
+extern "C" __global__ void __launch_bounds__(RBC_MAX_BLOCK_THREADS, RBC_MIN_BLOCKS_PER_SM)
+rbc_reset(const unsigned char* blob, int n_envs, RBC_STATE_PARAMS,
                                      const unsigned char* __restrict__ mask, float anneal, float* out_firm,
                                      float* out_consumer, float* out_economy, float* global_obs, float* consumer_obs,
                                      float* firm_obs) {

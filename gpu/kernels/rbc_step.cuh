@@ -24,6 +24,12 @@
 // Bumped whenever the argument lists or the parameter block change; checked by the Python side.
 #define RBC_ABI_VERSION 1
 
+// Largest block the kernels are built for; larger economies stride several agents per thread. With at
+// least 4 such blocks per SM the compiler keeps to 64 registers, so 8 blocks of 128 threads (the paper's
+// economy) fit on an SM at once.
+#define RBC_MAX_BLOCK_THREADS 256
+#define RBC_MIN_BLOCKS_PER_SM 4
+
 // ----------------------------------------------------------------------------------------------------
 // Output slots. Each group is one (slots, E, n) array; the Python side carves it into named views.
 // The names are the field names of EconomyState / StepOutcome (plus "hours", the decoded hours).
