@@ -193,7 +193,7 @@ def leaf_bytes(td) -> list[tuple[str, int]]:
     return sorted(rows, key=lambda r: -r[1])
 
 
-def profile(num_envs: int, horizon: int) -> None:
+def profile(num_envs: int, horizon: int, repeats: int) -> None:
     env = RBCEnv(RBCConfig(), num_envs=num_envs, seed=0)
     step_td = env.rand_step(env.reset())
     rows = leaf_bytes(step_td)
@@ -201,15 +201,34 @@ def profile(num_envs: int, horizon: int) -> None:
     print(f"bytes stored per step at {num_envs} economies: {total / 1e6:.1f} MB (root + next)")
     for name, size in rows[:12]:
         print(f"  {name:<40} {size / 1e6:8.2f} MB  {100 * size / total:5.1f}%")
-    for _ in range(2):
-        env.rollout(horizon, break_when_any_done=False)
+
+    # the rollout's pieces, each timed alone (ms per step)
+    action = env.rand_action(env.reset())
+    td = env.reset()
+    steps = []
+    for _ in range(horizon):
+        data, td = env.step_and_maybe_reset(env.rand_action(td))
+        steps.append(data)
+    buffer = torch.stack(steps, 1)
+    parts = {
+        "rand_action": median_time(lambda: env.rand_action(), repeats),
+        "env.step (fixed action)": median_time(lambda: env.step(action.clone(False)), repeats),
+        "step_and_maybe_reset": median_time(lambda: env.step_and_maybe_reset(action.clone(False)), repeats),
+        "stack, fresh output": median_time(lambda: torch.stack(steps, 1), repeats) / horizon,
+        "stack into preallocated out": median_time(lambda: torch.stack(steps, 1, out=buffer), repeats) / horizon,
+        "env.rollout": median_time(lambda: env.rollout(horizon, break_when_any_done=False), repeats) / horizon,
+    }
+    print(f"ms per step at {num_envs} economies (medians of {repeats}):")
+    for name, seconds in parts.items():
+        print(f"  {name:<30} {seconds * 1e3:7.2f}")
+
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(5):
         env.rollout(horizon, break_when_any_done=False)
     profiler.disable()
     stream = io.StringIO()
-    pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(18)
+    pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(12)
     print(stream.getvalue())
 
 
@@ -223,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.profile:
-        profile(args.profile, args.horizon)
+        profile(args.profile, args.horizon, args.repeats)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, episode length {args.horizon}")
     rows = [measure(n, args.repeats, args.horizon) for n in args.sizes]
