@@ -9,6 +9,7 @@ import torch
 from tensordict import TensorDict
 from torchrl.envs.utils import check_env_specs
 
+from envs.rbc.actions import consumer_head_mask
 from envs.rbc.config import RBCConfig
 from envs.rbc.dynamics import pareto_labor_disutility
 from envs.rbc.env import CONSUMER_READOUT, FIRM_READOUT, GOVERNMENT_READOUT, RBCEnv
@@ -35,7 +36,13 @@ def test_check_env_specs_with_restricted_masks():
     gov = torch.zeros(36, dtype=torch.bool)
     gov[0] = True
     env.set_action_mask("government", gov)
+    consumer = consumer_head_mask(env.config).clone()
+    consumer[0, 3:] = False  # good 0: at most 2 units
+    consumer[3, 0] = False  # hours: never 0
+    env.set_action_mask("consumer", consumer)
     check_env_specs(env, seed=0)
+    spec_sample = env.full_action_spec["consumer", "action"].rand()  # TorchRL's own sampler honours it too
+    assert (spec_sample[..., 0] < 3).all() and (spec_sample[..., 3] != 0).all()
 
 
 def test_observation_sizes_digits_reference_economy():
