@@ -78,7 +78,7 @@ class MetricsLog:
         self.rows: list[dict[str, float]] = []
         if self.path.exists():
             with self.path.open() as handle:
-                self.rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+                self.rows = [{k: _parse(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
 
     def truncate(self, episode: int) -> None:
         """Forget rows at or after `episode` (a resumed run recomputes them identically)."""
@@ -98,3 +98,8 @@ class MetricsLog:
             writer.writeheader()
             writer.writerows(self.rows)
         tmp.replace(self.path)
+
+
+def _parse(text: str) -> int | float:
+    """Integers stay integers, so rows read back are written out exactly as they were first written."""
+    return int(text) if text.lstrip("-").isdigit() else float(text)
