@@ -146,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[str, int], tuple[float, float]] = {}
     for level in levels:
         print(f"\n[{level}]")
-        print(f"{'economies':>9} {'torch env-steps/s':>18} {'cuda env-steps/s':>17} {'cuda/torch':>10} {'cuda agent-steps/s':>19}")
+        print(
+            f"{'economies':>9} {'torch env-steps/s':>18} {'cuda env-steps/s':>17} {'cuda/torch':>10} "
+            f"{'cuda agent-steps/s':>19}"
+        )
         for n_envs in args.sizes:
             make = core_runners if level == "core" else env_runners
             run_torch, run_cuda = make(config, n_envs, device)
@@ -166,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             torch_rate, cuda_rate = results["core", RATIO_TARGET_SIZE]
             ratio = cuda_rate / torch_rate
             verdict = "met" if ratio >= RATIO_TARGET else "MISSED"
-            print(f"  cuda/torch at {RATIO_TARGET_SIZE} economies: {ratio:.1f} (target >= {RATIO_TARGET:.0f}): {verdict}")
+            print(
+                f"  cuda/torch at {RATIO_TARGET_SIZE} economies: {ratio:.1f} (target >= {RATIO_TARGET:.0f}): {verdict}"
+            )
         largest = max(args.sizes)
         cuda_rate = results["core", largest][1]
         verdict = "met" if cuda_rate >= STEPS_TARGET else "MISSED"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from envs.rbc.config import RBCConfig
@@ -197,9 +198,10 @@ def compile_module(arch: str):
 class CudaBackend(KernelBackend):
     """Step, reset and observations of a batch of economies in one kernel launch each, on torch's stream.
 
-    Invalid action indices are clamped on the device and reported without stalling the GPU: the error
-    word is copied to pinned memory asynchronously and inspected at the next reset (ActionIndexError),
-    or at once by `check_errors()`, which waits for the device.
+    Invalid action indices are clamped on the device and reported without stalling the GPU: each reset
+    queues a copy of the error word to pinned memory and reads the copy queued by the reset before, so
+    an invalid index raises ActionIndexError one or two resets later; `check_errors()` checks at once
+    (and waits for the device).
     """
 
     def __init__(self, config: RBCConfig, device: torch.device | str):
@@ -211,9 +213,6 @@ class CudaBackend(KernelBackend):
         self._cc_device = Device(device.index)
         self._cc_device.set_current()
         super().__init__(config, device)
-        self.arch = f"sm_{self._cc_device.arch}"
-        module = compile_module(self.arch)
-        self._kernels = {name: module.get_kernel(name) for name in KERNEL_NAMES}
         self.threads = block_size(self.layout.n_agents)
         self.shared_bytes = 4 * self.layout.shared_floats
         if self.shared_bytes > DEFAULT_SHARED_LIMIT:
@@ -222,6 +221,9 @@ class CudaBackend(KernelBackend):
                 f"{self.shared_bytes} bytes of shared memory per block, above the {DEFAULT_SHARED_LIMIT}-byte "
                 "limit of the CUDA backend; use backend='torch' for economies this large"
             )
+        self.arch = f"sm_{self._cc_device.arch}"
+        module = compile_module(self.arch)
+        self._kernels = {name: module.get_kernel(name) for name in KERNEL_NAMES}
         self._streams: dict[int, object] = {}
         self._configs: dict[tuple[int, bool], object] = {}
         self._error_host = torch.zeros(4, dtype=torch.int32, pin_memory=True)
@@ -244,8 +246,6 @@ class CudaBackend(KernelBackend):
         return config
 
     def _run(self, name: str, n_envs: int, step: bool, *args) -> None:
-        import numpy as np
-
         self._cc_device.set_current()
         self._launch(
             self._stream(), self._config(n_envs, step), self._kernels[name], self._blob.data_ptr(), np.int32(n_envs),
@@ -253,16 +253,12 @@ class CudaBackend(KernelBackend):
         )
 
     def _launch_step_indexed(self, n_envs, state, actions, penalties, outputs) -> None:
-        import numpy as np
-
         self._run(
             "rbc_step_indexed", n_envs, True, *state, *actions, np.float32(penalties[0]), np.float32(penalties[1]),
             *outputs, self._error.data_ptr(),
         )
 
     def _launch_step_decoded(self, n_envs, state, decisions, employer, penalties, outputs) -> None:
-        import numpy as np
-
         attempted, hours, price, wage, income_tax, corporate_tax = decisions
         self._run(
             "rbc_step_decoded", n_envs, True, *state, attempted, hours, employer, price, wage, income_tax,
@@ -270,8 +266,6 @@ class CudaBackend(KernelBackend):
         )
 
     def _launch_reset(self, n_envs, state: Sequence[int], mask: int, anneal: float, outputs: Sequence[int]) -> None:
-        import numpy as np
-
         firm, consumer, economy, _consumption, global_obs, consumer_obs, firm_obs = outputs
         self._run(
             "rbc_reset", n_envs, False, *state, mask, np.float32(anneal), firm, consumer, economy, global_obs,
@@ -288,7 +282,7 @@ class CudaBackend(KernelBackend):
             if code:
                 self._error.zero_()
                 raise ActionIndexError(
-                    describe_error(code, economy, agent, value) + " (seen by a step before this reset)"
+                    describe_error(code, economy, agent, value) + " (seen by a step of an earlier episode)"
                 )
         self._error_host.copy_(self._error, non_blocking=True)
         self._error_event = torch.cuda.Event()

@@ -1,9 +1,10 @@
 // CUDA entry points of the RBC economy, compiled at run time with NVRTC (see gpu/backend.py).
 //
 // Layout: one block per economy (blockIdx.x), one thread per agent (consumers first, then firms, then the
-// government; economies with more agents than RBC_MAX_BLOCK_THREADS stride several agents per thread). Each launch is a whole step or reset of
-// every economy; the phases of rbc_step.cuh are separated by __syncthreads(). Dynamic shared memory holds
-// the per-consumer and per-firm scratch of rbc_shared_floats(C, F) floats.
+// government; economies with more agents than RBC_MAX_BLOCK_THREADS stride several agents per thread).
+// Each launch is a whole step or reset of every economy; the phases of rbc_step.cuh are separated by
+// __syncthreads(). Dynamic shared memory holds the per-consumer and per-firm scratch of
+// rbc_shared_floats(C, F) floats.
 //
 // Arguments are raw device pointers into torch tensors (no copies) and 4-byte scalars; the state pointers
 // come in the field order of envs.rbc.dynamics.EconomyState.
@@ -16,8 +17,11 @@
       const float* __restrict__ consumer_budget, const float* __restrict__ firm_budget,                    \
       const float* __restrict__ capital, const float* __restrict__ theta
 
-#define RBC_STATE_INIT \
-  { price, wage, inventory, overdemanded, income_tax, corporate_tax, time, consumer_budget, firm_budget, capital, theta }
+#define RBC_STATE_INIT                                                                                \
+  {                                                                                                   \
+    price, wage, inventory, overdemanded, income_tax, corporate_tax, time, consumer_budget, firm_budget, \
+        capital, theta                                                                                \
+  }
 
 template <class Actions>
 __device__ __forceinline__ void rbc_step_block(const unsigned char* blob, int n_envs, const RbcState& state,
@@ -50,7 +54,8 @@ rbc_step_indexed(const unsigned char* blob, int n_envs, RBC_STATE_PARAMS,
                                             float* consumer_obs, float* firm_obs, int* error) {
   const RbcState state = RBC_STATE_INIT;
   const RbcIndexedActions actions = {consumer_action, firm_action, government_action, error};
-  const RbcOutputs out = {n_envs, out_firm, out_consumer, out_economy, consumption, global_obs, consumer_obs, firm_obs};
+  const RbcOutputs out = {n_envs,      out_firm,   out_consumer, out_economy,
+                          consumption, global_obs, consumer_obs, firm_obs};
   rbc_step_block(blob, n_envs, state, actions, consumer_penalty, firm_penalty, out);
 }
 
@@ -69,7 +74,8 @@ rbc_step_decoded(const unsigned char* blob, int n_envs, RBC_STATE_PARAMS,
   const RbcState state = RBC_STATE_INIT;
   const RbcDecodedActions actions = {attempted_consumption, hours,          employer,           chosen_price,
                                      chosen_wage,           chosen_income_tax, chosen_corporate_tax, error};
-  const RbcOutputs out = {n_envs, out_firm, out_consumer, out_economy, consumption, global_obs, consumer_obs, firm_obs};
+  const RbcOutputs out = {n_envs,      out_firm,   out_consumer, out_economy,
+                          consumption, global_obs, consumer_obs, firm_obs};
   rbc_step_block(blob, n_envs, state, actions, consumer_penalty, firm_penalty, out);
 }
 
