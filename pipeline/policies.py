@@ -23,6 +23,7 @@ from tensordict.nn import TensorDictModule, TensorDictModuleBase, TensorDictSequ
 from torch import Tensor, nn
 from torchrl.modules import ProbabilisticActor
 
+from envs.rbc.config import ConfigError
 from envs.rbc.env import RBCEnv
 
 from .distributions import MaskedCategorical, MultiHeadCategorical, mask_logits
@@ -156,18 +157,22 @@ def default_network(layout: GroupLayout, options: dict) -> nn.Module:
 
 
 def load_factory(path: str | None) -> NetworkFactory:
-    """`package.module:function` -> the callable; None -> the spec's network."""
+    """`package.module:function` -> the callable; None -> the spec's network.
+
+    A factory that cannot be used is a bad config value (ConfigError, a ValueError), so the
+    command-line tools report it like any other invalid setting.
+    """
     if not path:
         return default_network
     module_name, sep, attribute = path.partition(":")
     if not sep or not module_name or not attribute:
-        raise ValueError(f"policy.factory={path!r} is invalid; allowed: 'package.module:function'")
+        raise ConfigError(f"policy.factory={path!r} is invalid; allowed: 'package.module:function'")
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as err:
-        raise ValueError(f"policy.factory={path!r} cannot be loaded: {err}") from err
+        raise ConfigError(f"policy.factory={path!r} cannot be loaded: {err}") from err
     if not callable(factory):
-        raise ValueError(f"policy.factory={path!r} is not callable")
+        raise ConfigError(f"policy.factory={path!r} is not callable")
     return factory
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from envs.rbc.actions import fixed_tax_action
 from envs.rbc.config import ConfigError
 
 from .checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint
@@ -163,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = ExperimentConfig.load(args.config, args.overrides)
         variant = Variant(fixed_tax=args.fixed_tax, welfare=args.welfare)
+        if variant.fixed_tax is not None:
+            try:
+                fixed_tax_action(config.economy, variant.fixed_tax, variant.fixed_tax)
+            except ValueError as err:
+                raise ConfigError(f"--fixed-tax {variant.fixed_tax}: {err}") from None
         run_stage(config, args.stage, args.out, args.init, variant, progress=not args.no_progress)
     except (ConfigError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -193,13 +193,13 @@ def test_user_network_factory_is_loaded_from_package_module_function(tmp_path, m
         assert network.head.in_features == 32  # one hidden layer of 32, as the factory asked
     session.run_episode(_plan(session, ("consumer", "firm", "government")))
 
-    with pytest.raises(ValueError, match="userpkg.nets:missing.*cannot be loaded"):
+    with pytest.raises(ConfigError, match="userpkg.nets:missing.*cannot be loaded"):
         load_factory("userpkg.nets:missing")
-    with pytest.raises(ValueError, match="nosuchpkg.nets:f.*cannot be loaded"):
+    with pytest.raises(ConfigError, match="nosuchpkg.nets:f.*cannot be loaded"):
         load_factory("nosuchpkg.nets:f")
-    with pytest.raises(ValueError, match="not callable"):
+    with pytest.raises(ConfigError, match="not callable"):
         load_factory("userpkg.nets:NOT_CALLABLE")
-    with pytest.raises(ValueError, match="package.module:function"):
+    with pytest.raises(ConfigError, match="package.module:function"):
         load_factory("userpkg.nets:")
     with pytest.raises(TypeError, match="returned str for consumer"):
         Session(small_config(policy={"factory": "userpkg.nets:broken"}))
