@@ -73,6 +73,7 @@ class Tracker:
         self.parent_id: str | None = None
         self.experiment_id: str | None = None
         self._pending: list = []
+        self._logged_through = -1  # a continued run already holds metrics up to this step
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, params: dict | None = None) -> "Tracker":
@@ -92,6 +93,13 @@ class Tracker:
         if existing is not None and existing.info.status != "FINISHED":
             self.run_id = existing.info.run_id
             _retry(self.client.update_run, self.run_id, status="RUNNING")
+            # The resumed stage recomputes, bit for bit, the episodes between its last checkpoint and
+            # the interruption; their metrics were already logged, so they are not logged twice.
+            self._logged_through = max(
+                (m.step for key in existing.data.metrics
+                 for m in _retry(self.client.get_metric_history, self.run_id, key)),
+                default=-1,
+            )
         else:
             if existing is not None:
                 _retry(self.client.set_tag, existing.info.run_id, "dge.superseded", "true")
@@ -130,6 +138,8 @@ class Tracker:
             return
         from mlflow.entities import Metric
 
+        if step <= self._logged_through:
+            return
         stamp = int(time.time() * 1000)
         self._pending.extend(Metric(key, float(value), stamp, int(step)) for key, value in metrics.items())
         if len(self._pending) >= 900:
