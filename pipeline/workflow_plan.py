@@ -1,0 +1,198 @@
+"""The workflow's plan: which pipelines, branches, stages and analyses a profile asks for.
+
+The Snakefile stays declarative: it asks this module what to build. Everything here is plain
+Python, validated before the DAG is built, so a bad profile value fails before any rule runs with
+a message naming the key, and the same logic is unit-tested without Snakemake.
+
+Vocabulary. A *pipeline* is one economy (open, closed) and one seed. Its curriculum starts with
+*prefix* stages shared by every branch (no taxes yet); then each *branch* runs the remaining
+stages: `learned` (the government learns, total welfare), `consumer_welfare` (the government
+learns and maximizes consumer welfare), and `fixedXX` (income and corporate tax fixed at XX%,
+consumers and firms keep learning). The `nocurriculum` ablation trains every type from episode 0
+with full action ranges for the same number of episodes.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from envs.rbc.actions import fixed_tax_action
+from envs.rbc.config import ConfigError
+
+from .config import GROUPS, ExperimentConfig, apply_overrides
+
+ABLATION = "nocurriculum"
+PREFIX = "prefix"
+CONFIG_KINDS = ("train", "evaluate", "best_response", "ablation_train", "ablation_evaluate")
+
+
+@dataclass(frozen=True)
+class Branch:
+    name: str
+    fixed_tax: float | None = None
+    welfare: str | None = None
+
+    def cli_flags(self) -> str:
+        flags = []
+        if self.fixed_tax is not None:
+            flags.append(f"--fixed-tax {self.fixed_tax}")
+        if self.welfare is not None:
+            flags.append(f"--welfare {self.welfare}")
+        return " ".join(flags)
+
+
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"invalid workflow config: {key}={value!r}; allowed: {allowed}")
+
+
+class WorkflowPlan:
+    def __init__(self, config: dict):
+        config = copy.deepcopy(config)
+        known = {
+            "profile", "seeds", "economies", "threads_per_job", "prefix_stages", "fixed_taxes",
+            "consumer_welfare_branch", "ablation", "best_response_types", "best_response_branches", "experiment",
+        }
+        for key in config:
+            if key not in known:
+                _fail(key, config[key], f"known keys: {sorted(known)}")
+        self.profile = config.get("profile", "default")
+        if not isinstance(self.profile, str) or not self.profile.replace("-", "").replace("_", "").isalnum():
+            _fail("profile", self.profile, "a name of letters, digits, '-' or '_'")
+        self.seeds = config.get("seeds", [0])
+        if not isinstance(self.seeds, list) or not self.seeds or any(
+            isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds
+        ):
+            _fail("seeds", self.seeds, "a non-empty list of integers >= 0")
+        self.economies = config.get("economies", {"open": {"open_economy": True}})
+        if not isinstance(self.economies, dict) or not self.economies:
+            _fail("economies", self.economies, "a mapping of economy names to economy overrides")
+        for name, overrides in self.economies.items():
+            if not str(name).isidentifier():
+                _fail(f"economies.{name}", overrides, "economy names made of letters, digits and '_'")
+            if not isinstance(overrides, dict):
+                _fail(f"economies.{name}", overrides, "a mapping of economy config keys to values")
+        self.threads = config.get("threads_per_job", 1)
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            _fail("threads_per_job", self.threads, "an integer >= 1")
+        self.experiment = config.get("experiment") or {}
+        if not isinstance(self.experiment, dict):
+            _fail("experiment", self.experiment, "a mapping (the experiment config)")
+
+        base = self._validated(next(iter(self.economies)), self.seeds[0], "experiment")
+        stages = [s.name for s in base.curriculum.stages]
+        n_prefix = config.get("prefix_stages", 2)
+        if isinstance(n_prefix, bool) or not isinstance(n_prefix, int) or not 0 < n_prefix < len(stages):
+            _fail("prefix_stages", n_prefix, f"an integer from 1 to {len(stages) - 1} (the curriculum has {len(stages)} stages)")
+        self.stages = stages
+        self.prefix_stages = stages[:n_prefix]
+        self.branch_stages = stages[n_prefix:]
+        for stage in base.curriculum.stages[:n_prefix]:
+            if "government" in stage.train:
+                _fail("prefix_stages", n_prefix, "only stages where the government does not train can be shared")
+
+        self.branches: dict[str, Branch] = {"learned": Branch("learned")}
+        if config.get("consumer_welfare_branch", True):
+            self.branches["consumer_welfare"] = Branch("consumer_welfare", welfare="consumer_only")
+        taxes = config.get("fixed_taxes", [0.2, 0.4, 0.6, 0.8])
+        if not isinstance(taxes, list):
+            _fail("fixed_taxes", taxes, "a list of tax rates on the tax grids")
+        for rate in taxes:
+            try:
+                fixed_tax_action(base.economy, rate, rate)
+            except (ValueError, TypeError):
+                _fail("fixed_taxes", taxes, f"rates on both tax grids {base.economy.income_tax_grid}")
+            name = f"fixed{round(rate * 100):02d}"
+            self.branches[name] = Branch(name, fixed_tax=float(rate))
+        self.ablation = config.get("ablation", True)
+        if not isinstance(self.ablation, bool):
+            _fail("ablation", self.ablation, "true or false")
+        self.best_response_types = config.get("best_response_types", list(GROUPS))
+        if not isinstance(self.best_response_types, list) or any(t not in GROUPS for t in self.best_response_types):
+            _fail("best_response_types", self.best_response_types, f"a list of groups from {list(GROUPS)}")
+        self.best_response_branches = config.get("best_response_branches", ["learned"])
+        if not isinstance(self.best_response_branches, list) or any(
+            b not in self.branches or self.branches[b].fixed_tax is not None for b in self.best_response_branches
+        ):
+            _fail("best_response_branches", self.best_response_branches,
+                  f"learned-tax branches from {[b for b, v in self.branches.items() if v.fixed_tax is None]}")
+        for economy in self.economies:
+            for seed in self.seeds:
+                for kind in CONFIG_KINDS:
+                    if self.ablation or not kind.startswith("ablation"):
+                        self._validated(economy, seed, kind)
+
+    # ------------------------------------------------------------------ experiment configs
+    def experiment_id(self, economy: str) -> str:
+        return f"dge-marl/{self.profile}/{economy}"
+
+    def pipeline_id(self, economy: str, seed: int) -> str:
+        return f"{self.profile}/{economy}/seed{seed}"
+
+    def experiment_dict(self, economy: str, seed: int, kind: str = "train") -> dict:
+        """The resolved experiment config a rule of `kind` reads (only the sections it depends on differ)."""
+        if kind not in CONFIG_KINDS:
+            raise ValueError(f"unknown config kind {kind!r}; allowed: {CONFIG_KINDS}")
+        data = self._base(economy, seed)
+        data["training"]["threads"] = self.threads
+        ablation = kind.startswith("ablation_")
+        kind = kind.removeprefix("ablation_")
+        tracking = data.setdefault("tracking", {})
+        tracking["experiment"] = self.experiment_id(economy)
+        tracking["pipeline"] = self.pipeline_id(economy, seed)
+        if kind == "train":
+            data.pop("evaluation", None)
+            data.pop("best_response", None)
+        elif kind == "evaluate":
+            data.pop("best_response", None)
+        elif kind == "best_response":
+            data.pop("evaluation", None)
+        if ablation:
+            total = ExperimentConfig.from_dict(data).curriculum.total_episodes
+            data["curriculum"] = {
+                **{k: v for k, v in data.get("curriculum", {}).items() if k in ("entropy", "no_ponzi")},
+                "stages": [{"name": ABLATION, "episodes": total, "train": list(GROUPS)}],
+                "firm_mask": None,
+                "tax_mask": None,
+                "labor_disutility_decay": None,
+            }
+        return data
+
+    def config_text(self, economy: str, seed: int, kind: str) -> str:
+        return yaml.safe_dump(self.experiment_dict(economy, seed, kind), sort_keys=True)
+
+    def _validated(self, economy: str, seed: int, kind: str) -> ExperimentConfig:
+        try:
+            data = self.experiment_dict(economy, seed, kind) if kind != "experiment" else self._base(economy, seed)
+            return ExperimentConfig.from_dict(data)
+        except ConfigError as err:
+            message = str(err).replace("invalid config: ", "invalid config: experiment.")
+            raise ConfigError(f"{message} (economy {economy!r}, seed {seed})") from None
+
+    def _base(self, economy: str, seed: int) -> dict:
+        """The profile's experiment with the economy's overrides and the seed."""
+        data = copy.deepcopy(self.experiment)
+        data = apply_overrides(data, [f"economy.{k}={_yaml_value(v)}" for k, v in self.economies[economy].items()])
+        data.setdefault("training", {})["seed"] = int(seed)
+        return data
+
+    # ------------------------------------------------------------------ the DAG
+    def branch_of_stage(self, stage: str) -> list[str]:
+        return [PREFIX] if stage in self.prefix_stages else list(self.branches)
+
+    def previous_stage(self, stage: str) -> str | None:
+        index = self.stages.index(stage)
+        return self.stages[index - 1] if index else None
+
+    def final_stage(self) -> str:
+        return self.stages[-1]
+
+    def evaluated_branches(self) -> list[str]:
+        return list(self.branches) + ([ABLATION] if self.ablation else [])
+
+
+def _yaml_value(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()

@@ -1,0 +1,28 @@
+# One frozen-opponent best-response rule per agent type, from each learned-tax branch's final profile.
+
+for _group in PLAN.best_response_types:
+
+    rule:
+        name:
+            f"best_response_{_group}"
+        input:
+            config=PIPE + "/config/best_response.yaml",
+            checkpoint=PIPE + f"/{{branch}}/{PLAN.final_stage()}.pt",
+        output:
+            result=PIPE + f"/{{branch}}/best_response/{_group}/best_response.json",
+            curve=PIPE + f"/{{branch}}/best_response/{_group}/curve.csv",
+        wildcard_constraints:
+            branch="|".join(PLAN.best_response_branches),
+        params:
+            group=_group,
+            out=lambda w, output: str(Path(output.result).parent),
+        threads: PLAN.threads
+        log:
+            "logs/" + PLAN.profile + f"/{{economy}}/seed{{seed}}/{{branch}}/best_response_{_group}.log",
+        benchmark:
+            "logs/" + PLAN.profile + f"/{{economy}}/seed{{seed}}/{{branch}}/best_response_{_group}.benchmark.tsv"
+        conda:
+            "../envs/dge-marl.yaml"
+        shell:
+            "python -m pipeline.best_response --config {input.config} --ckpt {input.checkpoint} "
+            "--type {params.group} --out {params.out} --set training.threads={threads} --no-progress > {log} 2>&1"
