@@ -54,7 +54,45 @@ def economy_samples(data: TensorDictBase, economy: RBCConfig) -> dict[str, torch
         "economy/corporate_tax_rate": nxt.get(("government", "corporate_tax_rate"))[:, chosen].mean((1, 2)),
         "economy/firm_budget_end": nxt.get(("firm", "budget"))[:, -1].mean(-1),
         "economy/consumer_budget_end": nxt.get(("consumer", "budget"))[:, -1].mean(-1),
+        **responsiveness(data),
     }
+
+
+def responsiveness(data: TensorDictBase) -> dict[str, torch.Tensor]:
+    """Do consumers react to prices and wages? Each measure is zero for a policy that ignores them.
+
+    - `behaviour/employer_wage_premium`: wage of the chosen employer minus the mean posted wage,
+      over the consumer-steps with hours > 0;
+    - `behaviour/demand_price_slope`: least-squares slope of the units a consumer tries to buy of
+      a good on that good's price, in units per 1000 of price (negative = demand falls with price);
+    - `behaviour/hours_wage_slope`: slope of hours on the chosen employer's wage (hours per unit
+      of wage; positive = more work at higher wages).
+    """
+    nxt = data.get("next")
+    wage = nxt.get(("firm", "wage"))  # (E, T, F) in effect during each step
+    employer = nxt.get(("consumer", "employer"))  # (E, T, C)
+    hours = nxt.get(("consumer", "hours"))
+    working = (hours > 0).float()
+    employer_wage = torch.gather(wage, 2, employer)
+    premium = employer_wage - wage.mean(-1, keepdim=True)
+    wage_premium = (premium * working).sum((1, 2)) / working.sum((1, 2)).clamp_min(1.0)
+    price = nxt.get(("firm", "price"))
+    n_firms = price.shape[-1]
+    attempted = data.get(("consumer", "action"))[..., :n_firms].float()  # grid index ~ units
+    return {
+        "behaviour/employer_wage_premium": wage_premium,
+        "behaviour/demand_price_slope": 1000.0 * _slope(price.unsqueeze(2).expand_as(attempted), attempted),
+        "behaviour/hours_wage_slope": _slope(employer_wage, hours),
+    }
+
+
+def _slope(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-economy least-squares slope of y on x over all but the leading dim."""
+    x = x.reshape(x.shape[0], -1)
+    y = y.reshape(y.shape[0], -1)
+    xc = x - x.mean(1, keepdim=True)
+    yc = y - y.mean(1, keepdim=True)
+    return (xc * yc).sum(1) / (xc * xc).sum(1).clamp_min(1e-9)
 
 
 def episode_metrics(data: TensorDictBase, economy: RBCConfig) -> dict[str, float]:
