@@ -163,18 +163,7 @@ class Tracker:
 
     # ------------------------------------------------------------------ lookup
     def _experiment(self) -> str:
-        name = self.config.experiment
-        experiment = _retry(self.client.get_experiment_by_name, name)
-        if experiment is not None:
-            return experiment.experiment_id
-        location = None
-        if self.uri.startswith("sqlite:") and not self.config.uri and not os.environ.get("MLFLOW_TRACKING_URI"):
-            ARTIFACT_ROOT.mkdir(parents=True, exist_ok=True)
-            location = ARTIFACT_ROOT.resolve().as_uri()
-        try:
-            return _retry(self.client.create_experiment, name, artifact_location=location)
-        except Exception:  # another rule created it in the meantime
-            return _retry(self.client.get_experiment_by_name, name).experiment_id
+        return experiment_for(self.client, self.config, self.uri)
 
     def _existing_child(self, pipeline: str | None):
         query = f"tags.`{TAG_RULE}` = '{self.rule}'"
@@ -182,6 +171,22 @@ class Tracker:
             query += f" and tags.`{TAG_PIPELINE}` = '{pipeline}'"
         runs = _retry(self.client.search_runs, [self.experiment_id], filter_string=query, max_results=5)
         return runs[0] if runs else None
+
+
+def experiment_for(client, config: TrackingConfig, uri: str) -> str:
+    """The experiment's id, creating it (artifacts under results/ for the default store) if needed."""
+    name = config.experiment
+    experiment = _retry(client.get_experiment_by_name, name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if uri.startswith("sqlite:") and not config.uri and not os.environ.get("MLFLOW_TRACKING_URI"):
+        ARTIFACT_ROOT.mkdir(parents=True, exist_ok=True)
+        location = ARTIFACT_ROOT.resolve().as_uri()
+    try:
+        return _retry(client.create_experiment, name, artifact_location=location)
+    except Exception:  # another rule created it in the meantime
+        return _retry(client.get_experiment_by_name, name).experiment_id
 
 
 def find_or_create_parent(client, experiment_id: str, pipeline: str) -> str:
