@@ -13,6 +13,7 @@ full labor disutility), and measures the type's reward before and after with eva
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import sys
@@ -27,6 +28,7 @@ from .checkpoint import CheckpointError
 from .config import GROUPS, ExperimentConfig
 from .curriculum import EpisodePlan
 from .evaluate import evaluate_session, final_plan, session_from_checkpoint
+from .metrics import mean_ci95
 from .tracking import Tracker
 
 
@@ -44,10 +46,33 @@ def best_response_plan(session, config: ExperimentConfig, group: str, episode: i
     )
 
 
-def _difference(after: dict, before: dict) -> dict:
-    mean = after["mean"] - before["mean"]
-    half = ((after["ci95"][1] - after["mean"]) ** 2 + (before["ci95"][1] - before["mean"]) ** 2) ** 0.5
-    return {"mean": mean, "ci95": [mean - half, mean + half]}
+def _paired_gain(after: dict, before: dict, key: str) -> dict:
+    """Mean and 95% CI of after - before over paired economy-episodes (same random numbers)."""
+    a = torch.tensor(after["economy_samples"][key], dtype=torch.float64)
+    b = torch.tensor(before["economy_samples"][key], dtype=torch.float64)
+    return mean_ci95(a - b)
+
+
+def _evaluate(session, plan: EpisodePlan, episodes: int, seed: int) -> dict:
+    """Evaluation with a fixed seed, so evaluations of two policies share their random numbers."""
+    torch.manual_seed(seed)
+    return evaluate_session(session, plan, episodes, keep_trajectory=False)
+
+
+@contextlib.contextmanager
+def untrained(session, group: str, seed: int):
+    """Temporarily give `group` a freshly initialized network (the reference point of the training gain)."""
+    network = session.policies[group].network
+    saved = {k: v.clone() for k, v in network.state_dict().items()}
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for module in network.modules():
+            if hasattr(module, "reset_parameters") and module is not network:
+                module.reset_parameters()
+    try:
+        yield
+    finally:
+        network.load_state_dict(saved)
 
 
 def run_best_response(config: ExperimentConfig, ckpt: Path, group: str, out: Path, episodes: int | None = None,
@@ -60,10 +85,13 @@ def run_best_response(config: ExperimentConfig, ckpt: Path, group: str, out: Pat
     session.learners = session.make_learners(br.algorithm, br.ppo_epochs, br.learning_rate)
     key = f"reward/{group}"
     start = session.episode
-    torch.manual_seed(config.training.seed + 7_919)
+    eval_seed = config.training.seed + 7_919
     plan = best_response_plan(session, config, group, start)
     evaluation_plan = EpisodePlan(**{**plan.__dict__, "train": ()})
-    before = evaluate_session(session, evaluation_plan, br.eval_episodes, keep_trajectory=False)
+    before = _evaluate(session, evaluation_plan, br.eval_episodes, eval_seed)
+    with untrained(session, group, config.training.seed):
+        reference = _evaluate(session, evaluation_plan, br.eval_episodes, eval_seed)
+    torch.manual_seed(config.training.seed + 104_729)
 
     tracker = Tracker(config.tracking, rule=f"best_response:{group}", tags={"dge.kind": "best_response",
                                                                             "dge.type": group}).start(
@@ -79,7 +107,7 @@ def run_best_response(config: ExperimentConfig, ckpt: Path, group: str, out: Pat
         if i % config.tracking.log_every == 0 or i == episodes - 1:
             tracker.log_metrics({k: v for k, v in metrics.items()}, step=i)
         bar.set_postfix(reward=f"{metrics[key]:.4g}", refresh=False)
-    after = evaluate_session(session, evaluation_plan, br.eval_episodes, keep_trajectory=False)
+    after = _evaluate(session, evaluation_plan, br.eval_episodes, eval_seed)
 
     window = min(br.window, max(episodes // 2, 1))
     rewards = [row[key] for row in curve]
@@ -94,7 +122,9 @@ def run_best_response(config: ExperimentConfig, ckpt: Path, group: str, out: Pat
         "metric": key,
         "before": before["metrics"][key],
         "after": after["metrics"][key],
-        "gain": _difference(after["metrics"][key], before["metrics"][key]),
+        "gain": _paired_gain(after, before, key),
+        "untrained": reference["metrics"][key],
+        "training_gain_vs_untrained": _paired_gain(before, reference, key),
         "curve_start": first,
         "curve_end": last,
         "curve_end_change": last - sum(previous) / len(previous),

@@ -117,6 +117,7 @@ def evaluate_session(session: Session, plan: EpisodePlan, episodes: int, keep_tr
         "metrics": summary,
         "per_firm": {k: [mean_ci95(v[:, i]) for i in range(v.shape[1])] for k, v in per_firm.items()},
         "firm_samples": {k: v.tolist() for k, v in per_firm.items()},
+        "economy_samples": {k: v.tolist() for k, v in stacked.items()},
         "variant": session.variant.as_dict(),
         "episode": session.episode,
     }
