@@ -10,7 +10,8 @@ and prints agent-steps per second plus two ratios with their targets:
   rollout / bare step     <= 1.5   (TorchRL's trajectory plumbing should not dominate),
   env step / consumer fwd <= 0.1   (the economy should be cheap next to the network it trains).
 
-Every figure is the median of several timed repeats after warm-up.
+Every figure is the median of several interleaved rounds after two warm-up rounds; the ratios are
+medians of per-round ratios.
 
     python benchmarks/env_throughput.py                  # the full measurement (2 threads)
     python benchmarks/env_throughput.py --profile 256    # where the rollout's extra time goes
@@ -103,7 +104,19 @@ def consumer_forward(env: RBCEnv):
 
 
 # ------------------------------------------------------------------------------------ measurements
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def measure(num_envs: int, repeats: int, horizon: int) -> dict[str, float]:
+    """Per-step seconds of each measurement, interleaved round by round.
+
+    Other jobs share the machine, so the measurements alternate within every round: a burst of
+    load then hits all of them alike, and each ratio is also taken within a round (paired) before
+    its median is formed.
+    """
     config = RBCConfig()
     env = RBCEnv(config, num_envs=num_envs, seed=0)
     agents = num_envs * (config.n_consumers + config.n_firms + 1)
@@ -112,14 +125,8 @@ def measure(num_envs: int, repeats: int, horizon: int) -> dict[str, float]:
     action = env.rand_action(env.reset())
 
     def env_steps():
-        env.reset()
-        start = time.perf_counter()
         for _ in range(horizon):
             env.step(action)
-        return time.perf_counter() - start
-
-    env_steps()
-    step_s = statistics.median(env_steps() for _ in range(repeats)) / horizon
 
     # the kernel alone: decoded decisions and state tensors in, tensors out
     params, penalties = env.params, Penalties()
@@ -129,36 +136,35 @@ def measure(num_envs: int, repeats: int, horizon: int) -> dict[str, float]:
 
     def kernel_steps():
         state = initial_state(params, num_envs, 1.0, env.device)
-        start = time.perf_counter()
         for _ in range(horizon):
             state, _ = step_economy(params, state, decisions, penalties)
-        return time.perf_counter() - start
-
-    kernel_steps()
-    kernel_s = statistics.median(kernel_steps() for _ in range(repeats)) / horizon
 
     # (b) rollouts with the env's random policy, fresh output and a reused preallocated buffer
-    rollout_s = median_time(lambda: env.rollout(horizon, break_when_any_done=False), repeats) / horizon
     buffer = env.rollout(horizon, break_when_any_done=False)
-    rollout_out_s = (
-        median_time(lambda: env.rollout(horizon, break_when_any_done=False, out=buffer), repeats) / horizon
-    )
 
     # (c) consumer policy forward on the same batch
     forward, policy_name = consumer_forward(env)
-    forward_s = median_time(forward, repeats)
 
-    return dict(
-        num_envs=num_envs,
-        agents=agents,
-        consumers=num_envs * config.n_consumers,
-        step_s=step_s,
-        kernel_s=kernel_s,
-        rollout_s=rollout_s,
-        rollout_out_s=rollout_out_s,
-        forward_s=forward_s,
-        policy=policy_name,
-    )
+    runs = {
+        "kernel_s": (kernel_steps, horizon),
+        "step_s": (env_steps, horizon),
+        "rollout_s": (lambda: env.rollout(horizon, break_when_any_done=False), horizon),
+        "rollout_out_s": (lambda: env.rollout(horizon, break_when_any_done=False, out=buffer), horizon),
+        "forward_s": (forward, 1),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for round_ in range(repeats + 2):  # the first two rounds warm up
+        for name, (fn, per) in runs.items():
+            if name == "step_s":
+                env.reset()
+            seconds = timed(fn) / per
+            if round_ >= 2:
+                samples[name].append(seconds)
+    row = {name: statistics.median(values) for name, values in samples.items()}
+    row["ratio_rollout"] = statistics.median(r / s for r, s in zip(samples["rollout_s"], samples["step_s"]))
+    row["ratio_policy"] = statistics.median(s / f for s, f in zip(samples["step_s"], samples["forward_s"]))
+    row.update(num_envs=num_envs, agents=agents, consumers=num_envs * config.n_consumers, policy=policy_name)
+    return row
 
 
 def report(rows: list[dict]) -> None:
@@ -171,8 +177,7 @@ def report(rows: list[dict]) -> None:
     print(header)
     for r in rows:
         rate = lambda seconds: f"{r['agents'] / seconds / 1e6:6.2f}M {seconds * 1e3:5.1f}"  # noqa: E731
-        ratio_rollout = r["rollout_s"] / r["step_s"]
-        ratio_policy = r["step_s"] / r["forward_s"]
+        ratio_rollout, ratio_policy = r["ratio_rollout"], r["ratio_policy"]
         fwd = f"{r['consumers'] / r['forward_s'] / 1e6:6.2f}M {r['forward_s'] * 1e3:5.1f}"
         print(
             f"{r['num_envs']:>5} {rate(r['kernel_s']):>12} {rate(r['step_s']):>12} {rate(r['rollout_s']):>12}"
