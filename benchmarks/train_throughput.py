@@ -230,7 +230,8 @@ def bf16_accuracy(num_envs: int) -> dict[str, float]:
             with torch.no_grad():
                 dist = bench.session.learners[group].loss.actor_network.get_dist(own.clone())
                 log_ratio = dist.log_prob(own[group, "action"]).double() - own[group, "log_prob"].double()
-            report[f"{group}/{name}_rollout_vs_update_max_abs_ratio_minus_1"] = float(log_ratio.exp().sub(1).abs().max())
+            deviation = float(log_ratio.exp().sub(1).abs().max())
+            report[f"{group}/{name}_rollout_vs_update_max_abs_ratio_minus_1"] = deviation
     return report
 
 

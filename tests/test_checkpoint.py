@@ -85,7 +85,8 @@ def test_truncated_checkpoint_is_refused_clearly(tmp_path, trained):
     for cut in (len(data) // 2, 10, 0):
         broken = tmp_path / f"cut{cut}.pt"
         broken.write_bytes(data[:cut])
-        with pytest.raises(CheckpointError, match=r"cannot be read \(truncated, damaged or not a dge-marl checkpoint\)"):
+        message = r"cannot be read \(truncated, damaged or not a dge-marl checkpoint\)"
+        with pytest.raises(CheckpointError, match=message):
             load_checkpoint(broken)
 
 

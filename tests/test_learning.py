@@ -146,7 +146,6 @@ def test_masks_are_never_violated_while_the_masked_types_train():
             "firm_mask": {"start": 0, "end": 24},
             "tax_mask": {"start": 4, "end": 24},
             "labor_disutility_decay": 8.0,
-            "entropy": {g: {"initial": 0.0} for g in ("firm", "government")},  # nothing pulls toward masked actions
         },
     )
     assert config.economy.check_action_masks  # the env itself raises on any masked action

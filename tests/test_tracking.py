@@ -10,14 +10,13 @@ from __future__ import annotations
 import csv
 
 import pytest
+from mlflow.entities import ViewType
+from mlflow.tracking import MlflowClient
 
 from pipeline import session as session_module
 from pipeline.train import run_stage
 from pipeline_support import small_config
 
-mlflow = pytest.importorskip("mlflow")
-from mlflow.entities import ViewType  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
 
 EXPERIMENT = "dge-marl-tests"
 RULE = "train:learned:consumers"
