@@ -298,10 +298,17 @@ def epsilon_entry(results: Results, economy: str, seed: int, branch: str, group:
     absolute = float(br["gain"]["mean"])
     gain = trained["gain"]
     relative = absolute / gain if _finite(gain) and gain > 0 else float("nan")
+    # Where the best-response rule also evaluated the type's untrained network under its own
+    # evaluation conditions, the gain over that reference gives a second relative measure.
+    untrained = br.get("training_gain_vs_untrained")
+    untrained_gain = float(untrained["mean"]) if untrained else float("nan")
     return {
         "relative": relative,
         "absolute": absolute,
         "ci95": [float(br["gain"]["ci95"][0]), float(br["gain"]["ci95"][1])],
+        "relative_vs_untrained": absolute / untrained_gain if _finite(untrained_gain) and untrained_gain > 0
+        else float("nan"),
+        "gain_vs_untrained": untrained_gain,
         "before": interval(br["before"]),
         "after": interval(br["after"]),
         "training_gain": gain,
@@ -320,11 +327,14 @@ def epsilon_entry(results: Results, economy: str, seed: int, branch: str, group:
 def epsilon_over_seeds(per_seed: list[dict]) -> dict:
     """The paper's Table 3 reports the worst case over seeds; the mean is kept beside it."""
     relatives = [e["relative"] for e in per_seed if _finite(e["relative"])]
+    untrained = [e["relative_vs_untrained"] for e in per_seed if _finite(e["relative_vs_untrained"])]
     gains = across_seeds([{"mean": e["absolute"], "ci95": e["ci95"]} for e in per_seed])
     return {
         "relative": max(relatives) if relatives else float("nan"),
         "relative_mean": float(np.mean(relatives)) if relatives else float("nan"),
         "relative_by_seed": [e["relative"] for e in per_seed],
+        "relative_vs_untrained": max(untrained) if untrained else float("nan"),
+        "gain_vs_untrained": float(np.mean([e["gain_vs_untrained"] for e in per_seed])),
         "absolute": gains["mean"],
         "ci95": gains["ci95"],
         "training_gain": float(np.mean([e["training_gain"] for e in per_seed])),
@@ -484,6 +494,9 @@ def build_summary(results: Results, logs: Path) -> dict:
                                 f"{TRAINING_WINDOW_FRACTION:g} x the stage's episodes, at least 1, at most "
                                 f"{TRAINING_WINDOW_CAP}; undefined (null) when the training gain is not positive;"
                                 " over seeds: the worst (largest) seed, as the paper's Table 3",
+            "epsilon.relative_vs_untrained": "absolute / (type's reward with its trained network minus with a "
+                                             "freshly initialized one), both measured by the best-response rule "
+                                             "under its evaluation conditions (full disutility, no masks)",
             "wall_time_s.dag": "latest job end minus earliest job start over the benchmarked jobs (training, "
                                "evaluation, best response); jobs_sum adds their wall times",
         },
@@ -557,6 +570,8 @@ def render_markdown(summary: dict, results: Results) -> str:
         "is the mean reward over the last W episodes of the final stage minus the mean over the first W "
         f"episodes of the first stage in which the type trained (W = {TRAINING_WINDOW_FRACTION:.0%} of the stage, "
         f"1 to {TRAINING_WINDOW_CAP}). Over several seeds the relative column is the worst seed, as in the paper. "
+        "'Relative to untrained' divides the same gain by the type's reward with its trained network minus with "
+        "a freshly initialized one, both evaluated by the best-response rule (full disutility, no masks). "
         "The 'BR curve end change' is the change of the best-response learning curve over its last window: far "
         "from zero means the best response had not plateaued and the gain is a lower bound.")
     add("")
@@ -565,15 +580,16 @@ def render_markdown(summary: dict, results: Results) -> str:
             add(f"### {economy} economy, `{branch}` branch")
             add("")
             add("| Type | relative epsilon | paper bound | below bound | absolute gain | 95% CI | gain CI "
-                "includes 0 | training gain | BR curve end change |")
-            add("|---|---|---|---|---|---|---|---|---|")
+                "includes 0 | training gain | relative to untrained | BR curve end change |")
+            add("|---|---|---|---|---|---|---|---|---|---|")
             for group, e in per_type.items():
                 bound = PAPER_EPSILON_BOUND[group]
                 below = None if not _finite(e["relative"]) else e["relative"] < bound
                 lo, hi = e["ci95"]
                 zero = None if not (_finite(lo) and _finite(hi)) else lo <= 0 <= hi
                 add(f"| {group} | {_pct(e['relative'])} | < {bound:.0%} | {_yes_no(below)} | {_num(e['absolute'])} | "
-                    f"{_ci(e)} | {_yes_no(zero)} | {_num(e['training_gain'])} | {_num(e['br_curve_end_change'])} |")
+                    f"{_ci(e)} | {_yes_no(zero)} | {_num(e['training_gain'])} | {_pct(e['relative_vs_untrained'])} | "
+                    f"{_num(e['br_curve_end_change'])} |")
             add("")
 
     def outcome_table(columns: dict[str, dict], with_ci: str | None = None) -> None:
@@ -938,12 +954,11 @@ def log_to_tracking(plan: WorkflowPlan, summary: dict, files: list[Path]) -> lis
             if not config.enabled or not config.pipeline:
                 continue
             from mlflow.entities import Metric
-            from mlflow.tracking import MlflowClient
 
-            from .tracking import _retry, experiment_for, find_or_create_parent, tracking_uri
+            from .tracking import _retry, client_for, experiment_for, find_or_create_parent, tracking_uri
 
             uri = tracking_uri(config)
-            client = MlflowClient(tracking_uri=uri)
+            client = client_for(uri)
             # Found by its tags, exactly as the rules found it, so the report lands on the same run.
             parent = find_or_create_parent(client, experiment_for(client, config, uri), config.pipeline)
             stamp = int(time.time() * 1000)

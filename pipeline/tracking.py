@@ -34,6 +34,32 @@ def tracking_uri(config: TrackingConfig) -> str:
     return f"sqlite:///{DEFAULT_STORE.resolve()}"
 
 
+def client_for(uri: str):
+    """An MlflowClient; a SQLite store is opened under an exclusive lock.
+
+    Opening a store that does not exist yet creates its tables by migrations, and two workflow
+    jobs starting together on a fresh results/ directory would both run them and collide
+    ("duplicate column name"). The lock makes the first one create the store and the others wait
+    for it; once the store exists, opening it only reads the schema version.
+    """
+    from mlflow.tracking import MlflowClient
+
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri)
+    import fcntl
+
+    database = Path(uri.removeprefix("sqlite:///").split("?")[0])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{database}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            client = MlflowClient(tracking_uri=uri)
+            client.search_experiments(max_results=1)  # make sure the store is open while locked
+            return client
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def flatten(data: Any, prefix: str = "") -> dict[str, str]:
     """Nested config -> {'training.num_envs': '16', ...} for MLflow params."""
     out: dict[str, str] = {}
@@ -79,10 +105,8 @@ class Tracker:
     def start(self, params: dict | None = None) -> "Tracker":
         if not self.enabled:
             return self
-        from mlflow.tracking import MlflowClient
-
         self.uri = tracking_uri(self.config)
-        self.client = MlflowClient(tracking_uri=self.uri)
+        self.client = client_for(self.uri)
         self.experiment_id = self._experiment()
         pipeline = self.config.pipeline
         tags = {TAG_RULE: self.rule, **self.tags}

@@ -6,11 +6,11 @@ for _group in PLAN.best_response_types:
         name:
             f"best_response_{_group}"
         input:
-            config=PIPE + "/config/best_response.yaml",
-            checkpoint=PIPE + f"/{{branch}}/{PLAN.final_stage()}.pt",
+            config=f"{PIPE}/config/best_response.yaml",
+            checkpoint=f"{PIPE}/{{branch}}/{PLAN.final_stage()}.pt",
         output:
-            result=PIPE + f"/{{branch}}/best_response/{_group}/best_response.json",
-            curve=PIPE + f"/{{branch}}/best_response/{_group}/curve.csv",
+            result=f"{PIPE}/{{branch}}/best_response/{_group}/best_response.json",
+            curve=f"{PIPE}/{{branch}}/best_response/{_group}/curve.csv",
         wildcard_constraints:
             branch="|".join(PLAN.best_response_branches),
         params:
@@ -18,9 +18,9 @@ for _group in PLAN.best_response_types:
             out=lambda w, output: str(Path(output.result).parent),
         threads: PLAN.threads
         log:
-            "logs/" + PLAN.profile + f"/{{economy}}/seed{{seed}}/{{branch}}/best_response_{_group}.log",
+            f"{PIPE_LOGS}/{{branch}}/best_response_{_group}.log",
         benchmark:
-            "logs/" + PLAN.profile + f"/{{economy}}/seed{{seed}}/{{branch}}/best_response_{_group}.benchmark.tsv"
+            f"{PIPE_LOGS}/{{branch}}/best_response_{_group}.benchmark.tsv"
         conda:
             "../envs/dge-marl.yaml"
         shell:

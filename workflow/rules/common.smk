@@ -1,41 +1,57 @@
-# Resolved configuration files. Each kind holds only the sections its rules depend on, and is
-# rewritten only when its content changes, so changing e.g. evaluation.episodes reruns the
-# evaluations and the report, not the training.
+# Input functions shared by the rules (kept apart from the rules themselves).
 
-import yaml
+from pathlib import Path
 
-from pipeline.workflow_plan import CONFIG_KINDS
+FIGURES = ["training_curves", "best_response", "welfare_vs_tax", "rollout_firms", "rollout_consumers"]
 
 
-rule resolve_config:
-    output:
-        PIPE + "/config/{kind}.yaml",
-    params:
-        text=lambda w: PLAN.config_text(w.economy, int(w.seed), w.kind),
-    wildcard_constraints:
-        kind="|".join(CONFIG_KINDS),
-    localrule: True
-    log:
-        "logs/" + PLAN.profile + "/{economy}/seed{seed}/config_{kind}.log",
-    run:
-        Path(output[0]).parent.mkdir(parents=True, exist_ok=True)
-        Path(output[0]).write_text(params.text)
+def pipe_dir(w):
+    return PIPE.format(economy=w.economy, seed=w.seed)
 
 
-rule workflow_config:
-    output:
-        R + "/workflow.yaml",
-    params:
-        text=yaml.safe_dump(config, sort_keys=True),
-    localrule: True
-    log:
-        "logs/" + PLAN.profile + "/workflow_config.log",
-    run:
-        Path(output[0]).parent.mkdir(parents=True, exist_ok=True)
-        Path(output[0]).write_text(params.text)
+def final_checkpoint(w):
+    """The checkpoint a branch's evaluation reads: its last stage, or the ablation's single stage."""
+    if w.branch == ABLATION:
+        return f"{pipe_dir(w)}/{ABLATION}/{ABLATION}.pt"
+    return f"{pipe_dir(w)}/{w.branch}/{PLAN.final_stage()}.pt"
 
 
-def final_checkpoint(branch):
-    if branch == ABLATION:
-        return PIPE + f"/{ABLATION}/{ABLATION}.pt"
-    return PIPE + f"/{branch}/{PLAN.final_stage()}.pt"
+def evaluation_config(w):
+    kind = "ablation_evaluate" if w.branch == ABLATION else "evaluate"
+    return f"{pipe_dir(w)}/config/{kind}.yaml"
+
+
+def previous_checkpoint(stage):
+    """Stage k starts from stage k-1 of the same branch, or of the shared prefix."""
+    previous = PLAN.previous_stage(stage)
+
+    def inputs(w):
+        if previous is None:
+            return []
+        branch = PREFIX if previous in PLAN.prefix_stages else w.branch
+        return [f"{pipe_dir(w)}/{branch}/{previous}.pt"]
+
+    return inputs
+
+
+def variant_flags(w):
+    return PLAN.branches[w.branch].cli_flags() if w.branch in PLAN.branches else ""
+
+
+def report_inputs(w):
+    files = []
+    for economy in ECONOMIES:
+        for seed in SEEDS:
+            pipe = PIPE.format(economy=economy, seed=seed)
+            for branch in PLAN.evaluated_branches():
+                files.append(f"{pipe}/{branch}/evaluation.json")
+            for stage in PLAN.stages:
+                for branch in PLAN.branch_of_stage(stage):
+                    files.append(f"{pipe}/{branch}/{stage}.metrics.csv")
+            if PLAN.ablation:
+                files.append(f"{pipe}/{ABLATION}/{ABLATION}.metrics.csv")
+            for branch in PLAN.best_response_branches:
+                for group in PLAN.best_response_types:
+                    files.append(f"{pipe}/{branch}/best_response/{group}/best_response.json")
+                    files.append(f"{pipe}/{branch}/best_response/{group}/curve.csv")
+    return files

@@ -3,20 +3,19 @@
 
 rule evaluate:
     input:
-        config=lambda w: PIPE.format(economy=w.economy, seed=w.seed)
-        + ("/config/ablation_evaluate.yaml" if w.branch == ABLATION else "/config/evaluate.yaml"),
-        checkpoint=lambda w: final_checkpoint(w.branch).format(economy=w.economy, seed=w.seed),
+        config=evaluation_config,
+        checkpoint=final_checkpoint,
     output:
-        PIPE + "/{branch}/evaluation.json",
+        f"{PIPE}/{{branch}}/evaluation.json",
     wildcard_constraints:
         branch="|".join(PLAN.evaluated_branches()),
     params:
         rule=lambda w: f"evaluate:{w.branch}",
     threads: PLAN.threads
     log:
-        "logs/" + PLAN.profile + "/{economy}/seed{seed}/{branch}/evaluate.log",
+        f"{PIPE_LOGS}/{{branch}}/evaluate.log",
     benchmark:
-        "logs/" + PLAN.profile + "/{economy}/seed{seed}/{branch}/evaluate.benchmark.tsv"
+        f"{PIPE_LOGS}/{{branch}}/evaluate.benchmark.tsv"
     conda:
         "../envs/dge-marl.yaml"
     shell:

@@ -2,45 +2,28 @@
 # `prefix_stages` run once per pipeline (branch "prefix"); the rest run once per branch
 # (learned taxes, consumer-welfare taxes, each fixed tax).
 
-
-def _previous_checkpoint(stage):
-    previous = PLAN.previous_stage(stage)
-
-    def inputs(w):
-        if previous is None:
-            return []
-        branch = PREFIX if previous in PLAN.prefix_stages else w.branch
-        return [PIPE.format(economy=w.economy, seed=w.seed) + f"/{branch}/{previous}.pt"]
-
-    return inputs
-
-
-def _variant_flags(w):
-    return PLAN.branches[w.branch].cli_flags() if w.branch in PLAN.branches else ""
-
-
 for _stage in PLAN.stages:
 
     rule:
         name:
             f"train_{_stage}"
         input:
-            config=PIPE + "/config/train.yaml",
-            init=_previous_checkpoint(_stage),
+            config=f"{PIPE}/config/train.yaml",
+            init=previous_checkpoint(_stage),
         output:
-            checkpoint=PIPE + f"/{{branch}}/{_stage}.pt",
-            metrics=PIPE + f"/{{branch}}/{_stage}.metrics.csv",
+            checkpoint=f"{PIPE}/{{branch}}/{_stage}.pt",
+            metrics=f"{PIPE}/{{branch}}/{_stage}.metrics.csv",
         wildcard_constraints:
             branch=PREFIX if _stage in PLAN.prefix_stages else "|".join(PLAN.branches),
         params:
             stage=_stage,
             init=lambda w, input: f"--init {input.init}" if input.init else "",
-            variant=_variant_flags,
+            variant=variant_flags,
         threads: PLAN.threads
         log:
-            "logs/" + PLAN.profile + f"/{{economy}}/seed{{seed}}/{{branch}}/{_stage}.log",
+            f"{PIPE_LOGS}/{{branch}}/{_stage}.log",
         benchmark:
-            "logs/" + PLAN.profile + f"/{{economy}}/seed{{seed}}/{{branch}}/{_stage}.benchmark.tsv"
+            f"{PIPE_LOGS}/{{branch}}/{_stage}.benchmark.tsv"
         conda:
             "../envs/dge-marl.yaml"
         shell:
@@ -51,17 +34,17 @@ for _stage in PLAN.stages:
 
 rule train_nocurriculum:
     input:
-        config=PIPE + "/config/ablation_train.yaml",
+        config=f"{PIPE}/config/ablation_train.yaml",
     output:
-        checkpoint=PIPE + f"/{ABLATION}/{ABLATION}.pt",
-        metrics=PIPE + f"/{ABLATION}/{ABLATION}.metrics.csv",
+        checkpoint=f"{PIPE}/{ABLATION}/{ABLATION}.pt",
+        metrics=f"{PIPE}/{ABLATION}/{ABLATION}.metrics.csv",
     params:
         stage=ABLATION,
     threads: PLAN.threads
     log:
-        "logs/" + PLAN.profile + f"/{{economy}}/seed{{seed}}/{ABLATION}.log",
+        f"{PIPE_LOGS}/{ABLATION}.log",
     benchmark:
-        "logs/" + PLAN.profile + f"/{{economy}}/seed{{seed}}/{ABLATION}.benchmark.tsv"
+        f"{PIPE_LOGS}/{ABLATION}.benchmark.tsv"
     conda:
         "../envs/dge-marl.yaml"
     shell:
