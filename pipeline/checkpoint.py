@@ -24,6 +24,7 @@ FORMAT = "dge-marl/checkpoint/1"
 _FREE_KEYS = {
     ("training", "threads"),
     ("training", "device"),
+    ("training", "backend"),
     ("training", "checkpoint_every"),
     ("training", "log_every"),
 }
@@ -87,6 +88,8 @@ def _diff(saved: Any, current: Any, path: tuple, out: list[str]) -> None:
     if isinstance(saved, dict) and isinstance(current, dict):
         for key in sorted(set(saved) | set(current), key=str):
             if key not in saved or key not in current:
+                if path + (key,) in _FREE_KEYS:  # e.g. a key added after the checkpoint was written
+                    continue
                 out.append(f"{'.'.join(map(str, path + (key,)))} only in {'current' if key in current else 'checkpoint'}")
             else:
                 _diff(saved[key], current[key], path + (key,), out)

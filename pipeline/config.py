@@ -21,6 +21,9 @@ from envs.rbc.config import ConfigError, RBCConfig
 
 GROUPS = ("consumer", "firm", "government")
 ALGORITHMS = ("ppo", "pg")
+# The environment's step implementations (envs.rbc.env.BACKENDS), restated so that reading a
+# config does not import the environment.
+BACKENDS = ("torch", "cuda")
 
 
 def _fail(key: str, value: Any, allowed: str) -> None:
@@ -97,6 +100,7 @@ class TrainingConfig:
     num_envs: int = 16
     seed: int = 0
     device: str = "cpu"
+    backend: str = "torch"  # "cuda": the fused NVRTC kernels (needs a CUDA device and the gpu extra)
     threads: int = 0  # 0: leave torch's default
     algorithm: str = "ppo"
     ppo_epochs: int = 2
@@ -120,6 +124,10 @@ class TrainingConfig:
         _integer(f"{key}.seed", self.seed, 0)
         if not isinstance(self.device, str) or not (self.device == "cpu" or self.device.startswith("cuda")):
             _fail(f"{key}.device", self.device, "'cpu' or 'cuda[:N]'")
+        if self.backend not in BACKENDS:
+            _fail(f"{key}.backend", self.backend, " | ".join(BACKENDS))
+        if self.backend == "cuda" and not self.device.startswith("cuda"):
+            _fail(f"{key}.backend", self.backend, f"'torch', or 'cuda' with training.device 'cuda[:N]' (not {self.device!r})")
         _integer(f"{key}.threads", self.threads, 0)
         if self.algorithm not in ALGORITHMS:
             _fail(f"{key}.algorithm", self.algorithm, " | ".join(ALGORITHMS))

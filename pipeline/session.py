@@ -54,7 +54,10 @@ class Session:
         torch.manual_seed(training.seed)
         economy = config.economy if variant.welfare is None else config.economy.replace(welfare=variant.welfare)
         self.economy = economy
-        self.env = RBCEnv(economy, num_envs=num_envs or training.num_envs, device=training.device, seed=training.seed)
+        self.env = RBCEnv(
+            economy, num_envs=num_envs or training.num_envs, device=training.device, seed=training.seed,
+            backend=training.backend,
+        )
         self.policies = build_policies(self.env, config.policy.options(), config.policy.factory)
         fixed_actions = dict(fixed_actions or {})
         if variant.fixed_tax is not None:
