@@ -20,8 +20,7 @@ from typing import Any
 
 import yaml
 
-from envs.rbc.actions import fixed_tax_action
-from envs.rbc.config import ConfigError
+from envs.rbc.config import ConfigError, RBCConfig
 
 from .config import GROUPS, ExperimentConfig, apply_overrides
 
@@ -101,9 +100,7 @@ class WorkflowPlan:
         if not isinstance(taxes, list):
             _fail("fixed_taxes", taxes, "a list of tax rates on the tax grids")
         for rate in taxes:
-            try:
-                fixed_tax_action(base.economy, rate, rate)
-            except (ValueError, TypeError):
+            if not on_tax_grids(base.economy, rate):
                 _fail("fixed_taxes", taxes, f"rates on both tax grids {base.economy.income_tax_grid}")
             name = f"fixed{round(rate * 100):02d}"
             self.branches[name] = Branch(name, fixed_tax=float(rate))
@@ -169,7 +166,13 @@ class WorkflowPlan:
             data = self.experiment_dict(economy, seed, kind) if kind != "experiment" else self._base(economy, seed)
             return ExperimentConfig.from_dict(data)
         except ConfigError as err:
-            message = str(err).replace("invalid config: ", "invalid config: experiment.")
+            # Name the key as it is spelled in the workflow config, economy keys included.
+            message = (
+                str(err)
+                .replace("invalid config: ", "invalid config: experiment.")
+                .replace("invalid economy config: ", "invalid config: experiment.economy.")
+                .replace("unknown economy config key(s)", "unknown experiment.economy key(s)")
+            )
             raise ConfigError(f"{message} (economy {economy!r}, seed {seed})") from None
 
     def _base(self, economy: str, seed: int) -> dict:
@@ -192,6 +195,18 @@ class WorkflowPlan:
 
     def evaluated_branches(self) -> list[str]:
         return list(self.branches) + ([ABLATION] if self.ablation else [])
+
+
+def on_tax_grids(economy: RBCConfig, rate: Any) -> bool:
+    """Whether a fixed-tax baseline's rate is a point of both tax grids.
+
+    The same test as envs.rbc.actions.fixed_tax_action, without importing torch: every Snakemake
+    invocation builds the plan, and the planning should not cost seconds.
+    """
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+        return False
+    return all(any(abs(point - rate) < 1e-9 for point in grid)
+               for grid in (economy.income_tax_grid, economy.corporate_tax_grid))
 
 
 def _yaml_value(value: Any) -> str:
