@@ -1,0 +1,544 @@
+"""The Snakemake workflow: its plan, its rules and the smoke DAG run end to end.
+
+Profile validation and the report's arithmetic are checked in process. Everything else drives the
+`snakemake` command in a temporary working directory, as a user would: dry-runs of the default and
+smoke profiles, the linter, and one real run of the smoke DAG logging to an MLflow tracking
+server started on loopback for the module; the later tests read what that run left behind (the
+results tree, the report, the runs on the server) and run Snakemake again on it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from envs.rbc.config import ConfigError
+from pipeline.workflow_plan import ABLATION, CONFIG_KINDS, PREFIX, WorkflowPlan
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEFILE = ROOT / "workflow" / "Snakefile"
+DEFAULT = ROOT / "workflow" / "config" / "default.yaml"
+SMOKE = ROOT / "workflow" / "config" / "smoke.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def merged(*paths: Path) -> dict:
+    """What Snakemake's --configfile does: mappings merge key by key, other values replace."""
+
+    def merge(base, over):
+        if isinstance(base, dict) and isinstance(over, dict):
+            return {**base, **{k: merge(base.get(k), v) if k in base else v for k, v in over.items()}}
+        return copy.deepcopy(over)
+
+    config: dict = {}
+    for path in paths:
+        config = merge(config, load(path))
+    return config
+
+
+def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """The snakemake command on the repository's workflow, run in `workdir` (never in the checkout)."""
+    command = [*SNAKEMAKE, "-s", str(SNAKEFILE), "--directory", str(workdir), *args]
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a Snakemake run or dry-run."""
+    match = re.search(r"Job stats:\njob\s+count\n[- ]+\n(.*?)\ntotal\s+\d+", output, re.S)
+    assert match, f"no job table in:\n{output[-3000:]}"
+    return {name: int(count) for name, count in (line.split() for line in match.group(1).strip().splitlines())}
+
+
+def expected_jobs(plan: WorkflowPlan) -> dict[str, int]:
+    """Every job the plan implies, counted from its pipelines, branches and stages."""
+    pipelines = len(plan.economies) * len(plan.seeds)
+    counts = {
+        "resolve_config": pipelines * (len(CONFIG_KINDS) if plan.ablation else len(CONFIG_KINDS) - 2),
+        "workflow_config": 1,
+        "evaluate": pipelines * len(plan.evaluated_branches()),
+        "report": 1,
+        "all": 1,
+    }
+    for stage in plan.stages:
+        counts[f"train_{stage}"] = pipelines * len(plan.branch_of_stage(stage))
+    if plan.ablation:
+        counts["train_nocurriculum"] = pipelines
+    for group in plan.best_response_types:
+        counts[f"best_response_{group}"] = pipelines * len(plan.best_response_branches)
+    return counts
+
+
+# ---------------------------------------------------------------------------------------- the plan
+@pytest.fixture
+def default_config() -> dict:
+    return load(DEFAULT)
+
+
+@pytest.mark.parametrize(
+    "key, value, named",
+    [
+        ("seeds", [], "seeds"),
+        ("seeds", [0, -1], "seeds"),
+        ("seeds", "0", "seeds"),
+        ("fixed_taxes", [0.2, 0.25], "fixed_taxes"),
+        ("fixed_taxes", [1.5], "fixed_taxes"),
+        ("prefix_stages", 0, "prefix_stages"),
+        ("prefix_stages", 4, "prefix_stages"),  # the default curriculum has 4 stages: one must remain per branch
+        ("threads_per_job", 0, "threads_per_job"),
+        ("best_response_types", ["bank"], "best_response_types"),
+        ("best_response_branches", ["fixed20"], "best_response_branches"),
+        ("economies", {"open": [1]}, "economies.open"),
+        ("profile", "a/b", "profile"),
+        ("unknown_key", 1, "unknown_key"),
+    ],
+)
+def test_bad_profile_values_fail_naming_the_key(default_config, key, value, named):
+    config = {**default_config, key: value}
+    with pytest.raises(ConfigError) as err:
+        WorkflowPlan(config)
+    assert f"{named}=" in str(err.value)
+
+
+def test_prefix_may_hold_every_stage_before_the_government_trains(default_config):
+    plan = WorkflowPlan({**default_config, "prefix_stages": 3})
+    assert plan.prefix_stages == ["consumers", "firms", "taxes"] and plan.branch_stages == ["government"]
+    curriculum = copy.deepcopy(default_config["experiment"]["curriculum"])
+    curriculum["stages"][1]["train"].append("government")  # the government now trains in the second stage
+    config = {**default_config, "experiment": {**default_config["experiment"], "curriculum": curriculum}}
+    with pytest.raises(ConfigError, match="prefix_stages=2"):
+        WorkflowPlan(config)
+
+
+@pytest.mark.parametrize(
+    "path, value, named",
+    [
+        (("training", "ppo_epochs"), 0, "experiment.training.ppo_epochs"),
+        (("training", "algorithm"), "sac", "experiment.training.algorithm"),
+        (("training", "backend"), "tpu", "experiment.training.backend"),
+        (("economy", "observation_encoding"), "binary", "experiment.economy.observation_encoding"),
+        (("evaluation", "episodes"), 0, "experiment.evaluation.episodes"),
+        (("best_response", "window"), -1, "experiment.best_response.window"),
+    ],
+)
+def test_bad_experiment_values_fail_naming_the_full_key(default_config, path, value, named):
+    config = copy.deepcopy(default_config)
+    config["experiment"].setdefault(path[0], {})[path[1]] = value
+    with pytest.raises(ConfigError) as err:
+        WorkflowPlan(config)
+    assert named in str(err.value)
+
+
+def test_a_bad_value_in_one_economy_is_reported_with_that_economy(default_config):
+    config = copy.deepcopy(default_config)
+    config["economies"]["closed"]["n_firms"] = 0
+    with pytest.raises(ConfigError) as err:
+        WorkflowPlan(config)
+    assert "experiment.economy.n_firms" in str(err.value) and "'closed'" in str(err.value)
+
+
+def test_fixed_tax_check_of_the_plan_agrees_with_the_environment():
+    from envs.rbc.actions import fixed_tax_action
+    from envs.rbc.config import RBCConfig
+    from pipeline.workflow_plan import on_tax_grids
+
+    economy = RBCConfig(income_tax_grid=[0.0, 0.3, 0.6, 0.9], corporate_tax_grid=[0.0, 0.3, 0.5, 0.9])
+    for rate in (0.0, 0.3, 0.5, 0.6, 0.9, 0.3 + 1e-12, 0.31, 1.0, -0.3, "0.3", True, None):
+        try:
+            fixed_tax_action(economy, rate, rate)
+            accepted = True
+        except (ValueError, TypeError):
+            accepted = False
+        assert on_tax_grids(economy, rate) == (accepted and not isinstance(rate, (bool, str))), rate
+
+
+def test_planning_does_not_import_torch():
+    """Every snakemake call builds the plan; loading torch there would cost seconds per call."""
+    code = "import sys, pipeline.workflow_plan; assert 'torch' not in sys.modules, 'torch was imported'"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_default_plan_shares_the_tax_free_stages_and_branches_after_them(default_config):
+    plan = WorkflowPlan(default_config)
+    assert plan.prefix_stages == ["consumers", "firms"] and plan.branch_stages == ["taxes", "government"]
+    assert list(plan.branches) == ["learned", "consumer_welfare", "fixed20", "fixed40", "fixed60", "fixed80"]
+    assert plan.branch_of_stage("firms") == [PREFIX]
+    assert plan.previous_stage("taxes") == "firms" and plan.previous_stage("consumers") is None
+    assert plan.evaluated_branches()[-1] == ABLATION
+    # the ablation trains every type for as many episodes as the whole curriculum
+    ablation = plan.experiment_dict("open", 0, "ablation_train")["curriculum"]
+    assert ablation["stages"] == [{"name": ABLATION, "episodes": 3000, "train": ["consumer", "firm", "government"]}]
+    # each rule kind reads only the sections it depends on
+    assert "evaluation" not in plan.experiment_dict("open", 0, "train")
+    assert "best_response" not in plan.experiment_dict("open", 0, "evaluate")
+
+
+def test_profiles_differ_from_default_only_where_they_say(default_config):
+    smoke = WorkflowPlan(merged(DEFAULT, SMOKE))
+    assert smoke.profile == "smoke" and list(smoke.economies) == ["open", "closed"]
+    assert [b for b in smoke.branches if b.startswith("fixed")] == ["fixed20", "fixed80"]
+    assert smoke.experiment_dict("open", 0)["economy"] == {"n_consumers": 4, "n_firms": 2, "open_economy": True}
+    paper = WorkflowPlan(merged(DEFAULT, ROOT / "workflow" / "config" / "paper.yaml"))
+    assert paper.seeds == [0, 1, 2] and paper.experiment["training"]["num_envs"] == 128
+
+
+# ---------------------------------------------------------------------------------------- dry-runs and lint
+@pytest.mark.parametrize("profile", ["default", "smoke"])
+def test_dry_run_shows_the_whole_plan(tmp_path, profile):
+    files = [DEFAULT] if profile == "default" else [DEFAULT, SMOKE]
+    args = ["-n", "--configfile", *map(str, files)]
+    result = snakemake(tmp_path, *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert job_counts(result.stdout + result.stderr) == expected_jobs(WorkflowPlan(merged(*files)))
+    assert not (tmp_path / "results").exists()  # a dry-run writes nothing
+
+
+def test_default_configfile_is_found_from_any_working_directory(tmp_path):
+    """Only the profile on the command line: default.yaml comes from next to the Snakefile."""
+    result = snakemake(tmp_path, "-n", "--configfile", str(SMOKE))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert job_counts(result.stdout + result.stderr) == expected_jobs(WorkflowPlan(merged(DEFAULT, SMOKE)))
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke"])
+def test_lint_is_clean(tmp_path, profile):
+    args = ["--lint"] + (["--configfile", str(SMOKE)] if profile == "smoke" else [])
+    result = snakemake(tmp_path, *args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_bad_config_value_fails_before_any_rule_runs(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"experiment": {"training": {"ppo_epochs": 0}}}))
+    result = snakemake(tmp_path, "--cores", "1", "--configfile", str(SMOKE), str(bad))
+    assert result.returncode != 0
+    assert "experiment.training.ppo_epochs" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+
+
+# ---------------------------------------------------------------------------------------- the smoke DAG
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tracking_server(tmp_path_factory):
+    """An MLflow server on loopback with its own SQLite store and artifact directory."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts"),
+    ]
+    log = (root / "server.log").open("w")
+    server = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            os.killpg(server.pid, signal.SIGTERM)
+            pytest.fail(f"MLflow server did not come up:\n{(root / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield uri
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, tracking_server):
+    """The smoke DAG, run once for the module in a fresh working directory."""
+    workdir = tmp_path_factory.mktemp("smoke-dag")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_server}
+    began = time.monotonic()
+    result = snakemake(workdir, "--cores", "2", "--configfile", str(DEFAULT), str(SMOKE), env=env, timeout=1800)
+    elapsed = time.monotonic() - began
+    if result.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-1500:]}" for p in (workdir / "logs").rglob("*.log") if p.stat().st_size)
+        pytest.fail(f"smoke DAG failed:\n{result.stderr[-4000:]}\n{logs[-6000:]}")
+    print(f"\nsmoke DAG: {elapsed:.1f} s wall with --cores 2")
+    plan = WorkflowPlan(merged(DEFAULT, SMOKE))
+    return {"workdir": workdir, "env": env, "elapsed": elapsed, "plan": plan, "output": result.stdout + result.stderr,
+            "results": workdir / "results" / "smoke", "uri": tracking_server}
+
+
+@pytest.mark.slow
+def test_smoke_dag_runs_every_job_of_the_plan(smoke_run):
+    assert job_counts(smoke_run["output"]) == expected_jobs(smoke_run["plan"])
+    results, plan = smoke_run["results"], smoke_run["plan"]
+    for economy in plan.economies:
+        for seed in plan.seeds:
+            pipe = results / economy / f"seed{seed}"
+            for branch in plan.evaluated_branches():
+                evaluation = json.loads((pipe / branch / "evaluation.json").read_text())
+                assert evaluation["samples"] == 2 * 2  # evaluation.episodes x evaluation.num_envs of the smoke profile
+            for stage in plan.prefix_stages:
+                assert (pipe / PREFIX / f"{stage}.pt").exists() and not (pipe / "learned" / f"{stage}.pt").exists()
+
+
+@pytest.mark.slow
+def test_smoke_report_has_the_required_keys_and_figures(smoke_run):
+    results, plan = smoke_run["results"], smoke_run["plan"]
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["primary_economy"] == "open"
+    for key in ("welfare", "welfare_consumer_only", "epsilon", "outcomes", "ablation", "wall_time_s",
+                "ratio_learned_to_best_fixed", "ci_overlap_learned_best_fixed", "plausibility"):
+        assert key in summary, key
+    welfare = summary["welfare"]
+    assert set(welfare["fixed_tax"]) == {"0.2", "0.8"}
+    for stat in (welfare["learned"], *welfare["fixed_tax"].values()):
+        lo, hi = stat["ci95"]
+        assert lo <= stat["mean"] <= hi
+    best = max(welfare["fixed_tax"].values(), key=lambda s: s["mean"])
+    assert summary["ratio_learned_to_best_fixed"] == pytest.approx(welfare["learned"]["mean"] / best["mean"])
+    assert set(summary["welfare_consumer_only"]["fixed_tax"]) == {"0.2", "0.8"}
+    assert "consumer_welfare" in summary["welfare_consumer_only"]
+    assert set(summary["epsilon"]) == set(plan.best_response_types)
+    for group, e in summary["epsilon"].items():
+        assert {"relative", "absolute", "ci95"} <= set(e)
+        br = json.loads((results / "open" / "seed0" / "learned" / "best_response" / group / "best_response.json")
+                        .read_text())
+        assert e["absolute"] == pytest.approx(br["gain"]["mean"])
+        if e["relative"] is not None:
+            assert e["relative"] == pytest.approx(e["absolute"] / e["training_gain"])
+        else:
+            assert e["training_gain"] <= 0  # undefined only when training gained nothing
+    for name in ("hours", "production", "consumption", "price", "wage", "income_tax_rate", "corporate_tax_rate",
+                 "exports", "domestic_share", "consumer_reward", "firm_reward"):
+        assert name in summary["outcomes"]["learned"], name
+        assert name in summary["ablation"]["nocurriculum"], name
+    # the economies and seeds are all there, and the top level is the open economy's
+    assert set(summary["economies"]) == {"open", "closed"}
+    assert summary["economies"]["open"]["seeds"]["0"]["welfare"]["learned"]["mean"] == welfare["learned"]["mean"]
+    # the DAG's wall time from the benchmark records fits inside the measured run
+    wall = summary["wall_time_s"]
+    benchmarked = sum(n for job, n in expected_jobs(plan).items() if job.startswith(("train_", "evaluate", "best_")))
+    assert wall["jobs"] == benchmarked
+    assert 0 < wall["dag"] <= smoke_run["elapsed"] and wall["jobs_sum"] >= wall["longest_job"] > 0
+    for name in ("training_curves", "best_response", "welfare_vs_tax", "rollout_firms", "rollout_consumers"):
+        assert (results / "figures" / f"{name}.png").read_bytes()[:8] == PNG_SIGNATURE
+    text = (results / "summary.md").read_text()
+    for heading in ("Welfare: learned taxes vs fixed taxes (open economy)", "Consumer-only welfare",
+                    "Best-response gaps", "Per firm", "Curriculum vs no curriculum", "Economies side by side",
+                    "Economic plausibility", "Wall time"):
+        assert heading in text, heading
+
+
+@pytest.mark.slow
+def test_smoke_run_is_tracked_as_one_tree_per_pipeline(smoke_run):
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.session import Variant
+    from pipeline.train import variant_label
+
+    plan = smoke_run["plan"]
+    client = MlflowClient(tracking_uri=smoke_run["uri"])
+    names = {e.name for e in client.search_experiments()}
+    assert {plan.experiment_id(e) for e in plan.economies} <= names
+    summary = json.loads((smoke_run["results"] / "summary.json").read_text())
+
+    # The rules that log a run, by their rule id: every stage of every branch, the ablation,
+    # every evaluation and every best response.
+    expected = {f"train:learned:{stage}" for stage in plan.prefix_stages}
+    for branch in plan.branches.values():
+        label = variant_label(Variant(fixed_tax=branch.fixed_tax, welfare=branch.welfare))
+        expected |= {f"train:{label}:{stage}" for stage in plan.branch_stages}
+    if plan.ablation:
+        expected.add(f"train:learned:{ABLATION}")
+    expected |= {f"evaluate:{b}" for b in plan.evaluated_branches()}
+    expected |= {f"best_response:{g}" for g in plan.best_response_types}
+
+    for economy in plan.economies:
+        experiment = client.get_experiment_by_name(plan.experiment_id(economy))
+        for seed in plan.seeds:
+            pipeline = plan.pipeline_id(economy, seed)
+            parents = client.search_runs([experiment.experiment_id],
+                                         f"tags.`dge.pipeline` = '{pipeline}' and tags.`dge.role` = 'parent'")
+            assert len(parents) == 1
+            parent = parents[0]
+            children = client.search_runs([experiment.experiment_id], f"tags.`dge.pipeline` = '{pipeline}'",
+                                          max_results=1000)
+            children = [r for r in children if r.info.run_id != parent.info.run_id]
+            rules = [r.data.tags["dge.rule"] for r in children]
+            assert sorted(rules) == sorted(expected)  # one child per rule, none missing, none twice
+            assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+            assert all(r.info.status == "FINISHED" for r in children)
+            stage_run = next(r for r in children if r.data.tags["dge.rule"] == "train:learned:government")
+            assert stage_run.data.params["training.num_envs"] == "2"
+            assert len(client.get_metric_history(stage_run.info.run_id, "welfare/total")) >= 1
+
+            headline = summary["economies"][economy]["seeds"][str(seed)]
+            metrics = parent.data.metrics
+            assert metrics["summary/welfare_learned"] == pytest.approx(headline["welfare"]["learned"]["mean"])
+            assert metrics["summary/welfare_best_fixed"] == pytest.approx(headline["welfare"]["best_fixed"]["mean"])
+            assert metrics["summary/welfare_ratio_learned_to_best_fixed"] == pytest.approx(
+                headline["welfare"]["ratio_to_best_fixed"])
+            assert metrics["summary/welfare_consumer_only"] == pytest.approx(
+                headline["welfare_consumer_only"]["consumer_welfare"]["mean"])
+            for group, e in headline["epsilon"].items():
+                assert metrics[f"summary/epsilon_absolute/{group}"] == pytest.approx(e["absolute"])
+                if e["relative"] is not None:
+                    assert metrics[f"summary/epsilon_relative/{group}"] == pytest.approx(e["relative"])
+            artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+            assert {"report/summary.md", "report/summary.json", "report/figures"} <= artifacts
+            figures = {a.path for a in client.list_artifacts(parent.info.run_id, "report/figures")}
+            assert "report/figures/welfare_vs_tax.png" in figures
+
+
+@pytest.mark.slow
+def test_second_run_does_nothing(smoke_run):
+    stamps = {p: p.stat().st_mtime_ns for p in smoke_run["results"].rglob("*") if p.is_file()}
+    result = snakemake(smoke_run["workdir"], "--cores", "all", "--configfile", str(DEFAULT), str(SMOKE),
+                       env=smoke_run["env"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert {p: p.stat().st_mtime_ns for p in smoke_run["results"].rglob("*") if p.is_file()} == stamps
+
+
+@pytest.mark.slow
+def test_changing_the_evaluation_episodes_reruns_evaluations_and_report_only(smoke_run, tmp_path):
+    change = tmp_path / "episodes.yaml"
+    change.write_text(yaml.safe_dump({"experiment": {"evaluation": {"episodes": 3}}}))
+    result = snakemake(smoke_run["workdir"], "-n", "--configfile", str(DEFAULT), str(SMOKE), str(change),
+                       env=smoke_run["env"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    plan = smoke_run["plan"]
+    pipelines = len(plan.economies) * len(plan.seeds)
+    assert job_counts(result.stdout + result.stderr) == {
+        "resolve_config": pipelines * 2,  # evaluate.yaml and ablation_evaluate.yaml change; the others do not
+        "workflow_config": 1,
+        "evaluate": pipelines * len(plan.evaluated_branches()),
+        "report": 1,
+        "all": 1,
+    }
+
+
+# ---------------------------------------------------------------------------------------- the report's arithmetic
+def test_over_seeds_interval_is_student_t_from_the_spread_of_seed_means():
+    from pipeline.report import across_seeds
+
+    one = across_seeds([{"mean": 2.0, "ci95": [1.0, 3.0]}])
+    assert one["mean"] == 2.0 and one["ci95"] == [1.0, 3.0]  # one seed: its own interval
+    three = across_seeds([{"mean": m, "ci95": [m - 0.1, m + 0.1]} for m in (1.0, 2.0, 3.0)])
+    half = 4.303 * 1.0 / 3**0.5  # t(0.975, 2) x sd 1 / sqrt(3)
+    assert three["mean"] == pytest.approx(2.0) and three["ci95"] == pytest.approx([2.0 - half, 2.0 + half])
+
+
+def test_correlation_reports_sign_strength_and_an_interval():
+    import numpy as np
+
+    from pipeline.report import correlation
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    c = correlation(x, -2 * x + 0.5 * rng.normal(size=200))
+    assert c["r"] < -0.9 and c["ci95"][0] < c["r"] < c["ci95"][1] < 0 and c["r2"] == pytest.approx(c["r"] ** 2)
+    assert c["slope"] == pytest.approx(-2, abs=0.2) and c["n"] == 200
+    flat = correlation(x, np.ones(200))
+    assert flat["r"] != flat["r"]  # NaN: no correlation is defined for a constant
+
+
+def test_wall_time_spans_the_first_start_to_the_last_end(tmp_path):
+    from pipeline.report import wall_time
+
+    for name, seconds, end in (("a", 10.0, 1_000.0), ("b", 30.0, 1_025.0), ("c", 5.0, 1_040.0)):
+        path = tmp_path / "x" / f"{name}.benchmark.tsv"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:{int(seconds):02d}\t1.0\n")
+        os.utime(path, (end, end))
+    wall = wall_time(tmp_path)
+    assert wall["jobs"] == 3 and wall["jobs_sum"] == pytest.approx(45.0)
+    assert wall["dag"] == pytest.approx(1_040.0 - (1_000.0 - 10.0))
+
+
+def test_training_window_is_a_tenth_of_the_stage_within_bounds():
+    from pipeline.report import training_window
+
+    assert [training_window(n) for n in (4, 30, 800, 30000)] == [1, 3, 50, 50]
+
+
+# ---------------------------------------------------------------------------------------- swapping modules
+def test_backend_is_validated_and_reaches_the_environment():
+    from envs.rbc.env import BACKENDS
+    from pipeline.config import BACKENDS as CONFIG_BACKENDS
+    from pipeline.session import Session
+    from pipeline_support import small_config
+
+    assert CONFIG_BACKENDS == BACKENDS
+    with pytest.raises(ConfigError, match="training.backend"):
+        small_config(training={"backend": "tpu"})
+    with pytest.raises(ConfigError, match="training.backend"):
+        small_config(training={"backend": "cuda", "device": "cpu"})
+    session = Session(small_config(training={"backend": "torch", "num_envs": 2, "threads": 1}))
+    assert session.env.backend == "torch"
+
+
+def test_checkpoints_ignore_the_backend_and_its_absence():
+    from pipeline.checkpoint import config_differences
+    from pipeline_support import small_config
+
+    config = small_config()
+    saved = config.to_dict()
+    saved["training"]["backend"] = "cuda"
+    assert config_differences(saved, config) == []
+    del saved["training"]["backend"]  # written before the key existed
+    assert config_differences(saved, config) == []
+    saved["training"]["num_envs"] = 99
+    assert config_differences(saved, config) == ["training.num_envs: checkpoint 99 != current 4"]
+
+
+def test_readme_policy_factory_example_trains(tmp_path, monkeypatch):
+    """The README's user network, loaded through policy.factory, runs an episode and learns."""
+    from pipeline.curriculum import Curriculum
+    from pipeline.session import Session
+    from pipeline_support import small_config
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(# mypkg/nets\.py\n.*?)```", readme, re.S)
+    assert block, "the README shows the factory as a python block starting with '# mypkg/nets.py'"
+    package = tmp_path / "mypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text(block.group(1))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m == "mypkg" or m.startswith("mypkg.")]:
+        monkeypatch.delitem(sys.modules, name)
+
+    config = small_config(policy={"factory": "mypkg.nets:build", "hidden_sizes": [8]},
+                          training={"num_envs": 2, "threads": 1})
+    session = Session(config)
+    assert all(type(p.network).__name__ == "LayerNormMLP" for p in session.policies.values())
+    before = {k: v.clone() for k, v in session.policies["consumer"].network.state_dict().items()}
+    curriculum = Curriculum(config.curriculum, session.economy)
+    _, metrics = session.run_episode(curriculum.plan(0))
+    assert metrics["reward/consumer"] == metrics["reward/consumer"]  # a number, not NaN
+    after = session.policies["consumer"].network.state_dict()
+    assert any(not (before[k] == after[k]).all() for k in before)  # consumers train in the first stage
