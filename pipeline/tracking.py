@@ -214,11 +214,23 @@ def experiment_for(client, config: TrackingConfig, uri: str) -> str:
 
 
 def find_or_create_parent(client, experiment_id: str, pipeline: str) -> str:
+    """The pipeline's parent run, created by whichever job of the pipeline asks first.
+
+    The first jobs of a pipeline start together, so two of them can both find no parent and both
+    create one. Every caller therefore settles on the same run, the earliest created (ties by run
+    id), and a caller whose fresh run lost deletes it before anything is logged under it.
+    """
     query = f"tags.`{TAG_PIPELINE}` = '{pipeline}' and tags.`{TAG_ROLE}` = 'parent'"
-    runs = _retry(client.search_runs, [experiment_id], filter_string=query, max_results=1)
-    if runs:
-        return runs[0].info.run_id
-    run = _retry(
-        client.create_run, experiment_id, run_name=pipeline, tags={TAG_PIPELINE: pipeline, TAG_ROLE: "parent"}
-    )
-    return run.info.run_id
+    runs = _retry(client.search_runs, [experiment_id], filter_string=query, max_results=50)
+    created = None
+    if not runs:
+        created = _retry(
+            client.create_run, experiment_id, run_name=pipeline, tags={TAG_PIPELINE: pipeline, TAG_ROLE: "parent"}
+        )
+        runs = _retry(client.search_runs, [experiment_id], filter_string=query, max_results=50)
+        if not any(r.info.run_id == created.info.run_id for r in runs):
+            runs = [*runs, created]
+    chosen = min(runs, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id
+    if created is not None and created.info.run_id != chosen:
+        _retry(client.delete_run, created.info.run_id)
+    return chosen

@@ -282,7 +282,8 @@ def smoke_run(tmp_path_factory, tracking_server):
     result = snakemake(workdir, "--cores", "2", "--configfile", str(DEFAULT), str(SMOKE), env=env, timeout=1800)
     elapsed = time.monotonic() - began
     if result.returncode != 0:
-        logs = "\n".join(f"== {p}\n{p.read_text()[-1500:]}" for p in (workdir / "logs").rglob("*.log") if p.stat().st_size)
+        logs = "\n".join(f"== {p}\n{p.read_text()[-1500:]}"
+                         for p in (workdir / "logs").rglob("*.log") if p.stat().st_size)
         pytest.fail(f"smoke DAG failed:\n{result.stderr[-4000:]}\n{logs[-6000:]}")
     print(f"\nsmoke DAG: {elapsed:.1f} s wall with --cores 2")
     plan = WorkflowPlan(merged(DEFAULT, SMOKE))
@@ -318,7 +319,12 @@ def test_smoke_report_has_the_required_keys_and_figures(smoke_run):
         lo, hi = stat["ci95"]
         assert lo <= stat["mean"] <= hi
     best = max(welfare["fixed_tax"].values(), key=lambda s: s["mean"])
-    assert summary["ratio_learned_to_best_fixed"] == pytest.approx(welfare["learned"]["mean"] / best["mean"])
+    assert welfare["best_fixed"]["mean"] == best["mean"]
+    assert welfare["difference_to_best_fixed"] == pytest.approx(welfare["learned"]["mean"] - best["mean"])
+    if best["mean"] > 0:
+        assert summary["ratio_learned_to_best_fixed"] == pytest.approx(welfare["learned"]["mean"] / best["mean"])
+    else:  # a ratio to a negative welfare would read backwards
+        assert summary["ratio_learned_to_best_fixed"] is None
     assert set(summary["welfare_consumer_only"]["fixed_tax"]) == {"0.2", "0.8"}
     assert "consumer_welfare" in summary["welfare_consumer_only"]
     assert set(summary["epsilon"]) == set(plan.best_response_types)
@@ -392,15 +398,20 @@ def test_smoke_run_is_tracked_as_one_tree_per_pipeline(smoke_run):
             assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
             assert all(r.info.status == "FINISHED" for r in children)
             stage_run = next(r for r in children if r.data.tags["dge.rule"] == "train:learned:government")
-            assert stage_run.data.params["training.num_envs"] == "2"
+            assert stage_run.data.params["config.training.num_envs"] == "2"
             assert len(client.get_metric_history(stage_run.info.run_id, "welfare/total")) >= 1
 
             headline = summary["economies"][economy]["seeds"][str(seed)]
             metrics = parent.data.metrics
             assert metrics["summary/welfare_learned"] == pytest.approx(headline["welfare"]["learned"]["mean"])
             assert metrics["summary/welfare_best_fixed"] == pytest.approx(headline["welfare"]["best_fixed"]["mean"])
-            assert metrics["summary/welfare_ratio_learned_to_best_fixed"] == pytest.approx(
-                headline["welfare"]["ratio_to_best_fixed"])
+            assert metrics["summary/welfare_difference_learned_to_best_fixed"] == pytest.approx(
+                headline["welfare"]["difference_to_best_fixed"])
+            if headline["welfare"]["ratio_to_best_fixed"] is None:
+                assert "summary/welfare_ratio_learned_to_best_fixed" not in metrics
+            else:
+                assert metrics["summary/welfare_ratio_learned_to_best_fixed"] == pytest.approx(
+                    headline["welfare"]["ratio_to_best_fixed"])
             assert metrics["summary/welfare_consumer_only"] == pytest.approx(
                 headline["welfare_consumer_only"]["consumer_welfare"]["mean"])
             for group, e in headline["epsilon"].items():
@@ -424,6 +435,27 @@ def test_second_run_does_nothing(smoke_run):
 
 
 @pytest.mark.slow
+def test_html_report_bundles_the_figures_with_their_captions(smoke_run):
+    html = smoke_run["workdir"] / "report.html"
+    result = snakemake(smoke_run["workdir"], "--configfile", str(DEFAULT), str(SMOKE), "--report", str(html),
+                       env=smoke_run["env"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = html.read_text()
+    openings = {
+        "training_curves": "Training curves of profile",
+        "best_response": "Best-response analysis (paper, Fig. 4 and Table 3)",
+        "welfare_vs_tax": "Fixed tax policies against the learned one",
+        "rollout_firms": "One evaluated episode of the trained economy",
+        "rollout_consumers": "The same episode as the firm rollout",
+    }
+    for name, opening in openings.items():
+        assert f"{name}.png" in text, name
+        assert (ROOT / "workflow" / "report" / f"{name}.rst").read_text().startswith(opening)
+        assert opening in text, name
+    assert "smoke</tt>" in text and "snakemake.config" not in text  # the caption's template was rendered
+
+
+@pytest.mark.slow
 def test_changing_the_evaluation_episodes_reruns_evaluations_and_report_only(smoke_run, tmp_path):
     change = tmp_path / "episodes.yaml"
     change.write_text(yaml.safe_dump({"experiment": {"evaluation": {"episodes": 3}}}))
@@ -439,6 +471,40 @@ def test_changing_the_evaluation_episodes_reruns_evaluations_and_report_only(smo
         "report": 1,
         "all": 1,
     }
+
+
+# ---------------------------------------------------------------------------------------- parallel jobs, one parent
+def test_jobs_that_race_to_create_the_parent_settle_on_one(tmp_path):
+    """Two first jobs of a pipeline both miss the parent and create one; both must end on the same run."""
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.tracking import find_or_create_parent
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("race", artifact_location=(tmp_path / "artifacts").as_uri())
+    query = "tags.`dge.pipeline` = 'p/seed0' and tags.`dge.role` = 'parent'"
+    # the other job's parent, created a moment earlier, not yet visible to this job's first search
+    other = client.create_run(experiment, run_name="p/seed0", start_time=int(time.time() * 1000) - 50,
+                              tags={"dge.pipeline": "p/seed0", "dge.role": "parent"}).info.run_id
+
+    class MissesFirstSearch:
+        def __init__(self, inner):
+            self.inner, self.searches = inner, 0
+
+        def search_runs(self, *args, **kwargs):
+            self.searches += 1
+            return [] if self.searches == 1 else self.inner.search_runs(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    late = MissesFirstSearch(client)
+    assert find_or_create_parent(late, experiment, "p/seed0") == other
+    assert late.searches == 2  # it did create its own parent, then looked again
+    assert [r.info.run_id for r in client.search_runs([experiment], query)] == [other]
+    assert len(client.search_runs([experiment], query, run_view_type=ViewType.DELETED_ONLY)) == 1
+    assert find_or_create_parent(client, experiment, "p/seed0") == other  # later jobs find the same one
 
 
 # ---------------------------------------------------------------------------------------- the report's arithmetic
