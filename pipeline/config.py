@@ -127,7 +127,8 @@ class TrainingConfig:
         if self.backend not in BACKENDS:
             _fail(f"{key}.backend", self.backend, " | ".join(BACKENDS))
         if self.backend == "cuda" and not self.device.startswith("cuda"):
-            _fail(f"{key}.backend", self.backend, f"'torch', or 'cuda' with training.device 'cuda[:N]' (not {self.device!r})")
+            _fail(f"{key}.backend", self.backend,
+                  f"'torch', or 'cuda' with training.device 'cuda[:N]' (not {self.device!r})")
         _integer(f"{key}.threads", self.threads, 0)
         if self.algorithm not in ALGORITHMS:
             _fail(f"{key}.algorithm", self.algorithm, " | ".join(ALGORITHMS))

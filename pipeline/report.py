@@ -115,6 +115,11 @@ def across_seeds(stats: list[dict]) -> dict:
     return {"mean": mean, "ci95": [mean - half, mean + half], "seeds": len(means)}
 
 
+def ratio(numerator: float, denominator: float) -> float:
+    """A ratio of welfares reads as 'better' above 1 only for a positive denominator; else undefined."""
+    return numerator / denominator if _finite(denominator) and denominator > 0 else float("nan")
+
+
 def overlap(a: dict, b: dict) -> bool | None:
     lo_a, hi_a = a["ci95"]
     lo_b, hi_b = b["ci95"]
@@ -189,6 +194,10 @@ def _pct(x: Any) -> str:
     return "n/a" if x is None or not _finite(x) else f"{100 * x:.2f}%"
 
 
+def _ratio_text(x: Any) -> str:
+    return _num(x) if _finite(x) else "undefined (the reference welfare is not positive)"
+
+
 def _yes_no(flag: bool | None) -> str:
     return "n/a" if flag is None else ("yes" if flag else "no")
 
@@ -261,7 +270,8 @@ def welfare_table(results: Results, economy: str, seed: int | None, metric: str,
         best = table["fixed_tax"][best_rate]
         learned = table[policy_branch]
         table["best_fixed"] = {"rate": float(best_rate), **best}
-        table["ratio_to_best_fixed"] = learned["mean"] / best["mean"] if best["mean"] else float("nan")
+        table["ratio_to_best_fixed"] = ratio(learned["mean"], best["mean"])
+        table["difference_to_best_fixed"] = learned["mean"] - best["mean"]
         table["ci_overlap_with_best_fixed"] = overlap(learned, best)
     return table
 
@@ -446,8 +456,8 @@ def pipeline_summary(results: Results, economy: str, seed: int | None) -> dict:
         summary["ablation"] = {
             "curriculum": cur,
             "nocurriculum": abl,
-            "welfare_ratio": abl["welfare_total"]["mean"] / cur["welfare_total"]["mean"]
-            if cur["welfare_total"]["mean"] else float("nan"),
+            "welfare_ratio": ratio(abl["welfare_total"]["mean"], cur["welfare_total"]["mean"]),
+            "welfare_difference": abl["welfare_total"]["mean"] - cur["welfare_total"]["mean"],
             "welfare_ci_overlap": overlap(cur["welfare_total"], abl["welfare_total"]),
         }
     return summary
@@ -541,10 +551,11 @@ def render_markdown(summary: dict, results: Results) -> str:
             add(f"| fixed {float(rate):.0%} | {_stat_cells(stat)} |")
         w = agg["welfare"]
         if "best_fixed" in w:
+            verdict = {True: "overlap", False: "do not overlap", None: "are undefined"}[w["ci_overlap_with_best_fixed"]]
             add("")
             add(f"Best fixed tax: {w['best_fixed']['rate']:.0%} ({_num(w['best_fixed']['mean'])}). "
-                f"Learned / best fixed = {_num(w['ratio_to_best_fixed'])}; the 95% intervals "
-                f"{'overlap' if w['ci_overlap_with_best_fixed'] else 'do not overlap' if w['ci_overlap_with_best_fixed'] is not None else 'are undefined'}."
+                f"Learned - best fixed = {_num(w['difference_to_best_fixed'])}, learned / best fixed = "
+                f"{_ratio_text(w['ratio_to_best_fixed'])}; the 95% intervals {verdict}."
                 " Paper (open economy): RL taxes 3000-4000, best fixed rate 3160, the best RL solution almost 15% "
                 "above it.")
         add("")
@@ -560,8 +571,9 @@ def render_markdown(summary: dict, results: Results) -> str:
                 add(f"| fixed {float(rate):.0%} | {_stat_cells(stat)} |")
             if "best_fixed" in c:
                 add("")
-                add(f"Best fixed tax: {c['best_fixed']['rate']:.0%}. Consumer-welfare RL / best fixed = "
-                    f"{_num(c['ratio_to_best_fixed'])}; intervals overlap: {_yes_no(c['ci_overlap_with_best_fixed'])}.")
+                add(f"Best fixed tax: {c['best_fixed']['rate']:.0%}. Consumer-welfare RL - best fixed = "
+                    f"{_num(c['difference_to_best_fixed'])}, ratio {_ratio_text(c['ratio_to_best_fixed'])}; "
+                    f"intervals overlap: {_yes_no(c['ci_overlap_with_best_fixed'])}.")
             add("")
 
     add("## Best-response gaps (epsilon, the paper's Table 3)")
@@ -652,8 +664,8 @@ def render_markdown(summary: dict, results: Results) -> str:
                     add(f"| {name.replace('_', ' ')} | {_stat_cells(abl['curriculum'][name])} | "
                         f"{_stat_cells(abl['nocurriculum'][name])} |")
             add("")
-            add(f"Welfare without / with curriculum = {_num(abl['welfare_ratio'])}; intervals overlap: "
-                f"{_yes_no(abl['welfare_ci_overlap'])}.")
+            add(f"Welfare without minus with curriculum = {_num(abl['welfare_difference'])}, ratio "
+                f"{_ratio_text(abl['welfare_ratio'])}; intervals overlap: {_yes_no(abl['welfare_ci_overlap'])}.")
             add("")
 
     if len(summary["economies"]) > 1:
@@ -661,17 +673,18 @@ def render_markdown(summary: dict, results: Results) -> str:
         add("")
         columns = {e: d["over_seeds"]["outcomes"]["learned"] for e, d in summary["economies"].items()}
         outcome_table(columns)
-        ratios = ", ".join(f"{e}: {_num(d['over_seeds']['welfare'].get('ratio_to_best_fixed'))}"
-                           for e, d in summary["economies"].items())
-        add(f"Learned / best fixed welfare: {ratios}. Paper: in the closed economy most runs end in "
+        gaps = ", ".join(f"{e}: {_num(d['over_seeds']['welfare'].get('difference_to_best_fixed'))}"
+                         for e, d in summary["economies"].items())
+        add(f"Learned minus best fixed welfare: {gaps}. Paper: in the closed economy most runs end in "
             "low-welfare, low-production equilibria.")
         add("")
 
     add("## Economic plausibility")
     add("")
     add("Pearson correlations across firms and evaluated economy-episodes (learned taxes), with Fisher-z 95% "
-        "intervals. The paper's r² are across converged runs, so the two are comparable in sign more than in "
-        "size.")
+        "intervals that treat every (firm, economy-episode) point as independent, which firms of one economy are "
+        "not, so the intervals are optimistic. The paper's r² are across converged runs, so the two are "
+        "comparable in sign more than in size.")
     add("")
     add("| Economy | relation | r | 95% CI | r² | n | slope | paper |")
     add("|---|---|---|---|---|---|---|---|")
@@ -936,7 +949,8 @@ def summary_metrics(pipeline: dict) -> dict[str, float]:
     if "best_fixed" in w:
         metrics["summary/welfare_best_fixed"] = w["best_fixed"]["mean"]
         metrics["summary/welfare_best_fixed_rate"] = w["best_fixed"]["rate"]
-        metrics["summary/welfare_ratio_learned_to_best_fixed"] = w["ratio_to_best_fixed"]
+        metrics["summary/welfare_ratio_learned_to_best_fixed"] = w["ratio_to_best_fixed"]  # dropped when undefined
+        metrics["summary/welfare_difference_learned_to_best_fixed"] = w["difference_to_best_fixed"]
     if pipeline.get("welfare_consumer_only"):
         metrics["summary/welfare_consumer_only"] = pipeline["welfare_consumer_only"]["consumer_welfare"]["mean"]
     for group, e in pipeline["epsilon"].items():
@@ -1006,8 +1020,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     w = summary["welfare"]
-    print(f"{summary['primary_economy']}: learned welfare {w['learned']['mean']:.1f}"
-          + (f", best fixed {w['best_fixed']['mean']:.1f} at {w['best_fixed']['rate']:.0%}" if "best_fixed" in w else ""))
+    best = f", best fixed {w['best_fixed']['mean']:.1f} at {w['best_fixed']['rate']:.0%}" if "best_fixed" in w else ""
+    print(f"{summary['primary_economy']}: learned welfare {w['learned']['mean']:.1f}{best}")
     return 0
 
 
