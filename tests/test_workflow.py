@@ -277,7 +277,11 @@ def tracking_server(tmp_path_factory):
 def smoke_run(tmp_path_factory, tracking_server):
     """The smoke DAG, run once for the module in a fresh working directory."""
     workdir = tmp_path_factory.mktemp("smoke-dag")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_server}
+    # The interpreter's own bin directory is taken off PATH, as on a machine where `./run` was never
+    # activated: the rules must run the package's interpreter, not whichever `python` PATH finds.
+    interpreter_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep) if d != interpreter_bin)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_server, "PATH": path}
     began = time.monotonic()
     result = snakemake(workdir, "--cores", "2", "--configfile", str(DEFAULT), str(SMOKE), env=env, timeout=1800)
     elapsed = time.monotonic() - began
