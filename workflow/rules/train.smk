@@ -20,6 +20,8 @@ for _stage in PLAN.stages:
             init=lambda w, input: f"--init {input.init}" if input.init else "",
             variant=variant_flags,
         threads: PLAN.threads
+        # The curriculum is the critical path of every result; the ablation fills idle cores.
+        priority: 10
         log:
             f"{PIPE_LOGS}/{{branch}}/{_stage}.log",
         benchmark:
