@@ -93,7 +93,9 @@ def run_best_response(config: ExperimentConfig, ckpt: Path, group: str, out: Pat
         reference = _evaluate(session, evaluation_plan, br.eval_episodes, eval_seed)
     torch.manual_seed(config.training.seed + 104_729)
 
-    tracker = Tracker(config.tracking, rule=f"best_response:{group}", tags={"dge.kind": "best_response",
+    # The branch is part of the rule's identity: best responses of two branches are two child runs.
+    rule = f"best_response:{session.variant.label()}:{group}"
+    tracker = Tracker(config.tracking, rule=rule, tags={"dge.kind": "best_response",
                                                                             "dge.type": group}).start(
         params={"checkpoint": str(ckpt), "type": group, "best_response": config.best_response.__dict__}
     )

@@ -36,6 +36,15 @@ class Variant:
     def as_dict(self) -> dict:
         return {"fixed_tax": self.fixed_tax, "welfare": self.welfare}
 
+    def label(self) -> str:
+        """The branch's name in run ids and tags: "learned", "fixed20", "consumer_only", ..."""
+        parts = []
+        if self.fixed_tax is not None:
+            parts.append(f"fixed{round(self.fixed_tax * 100):02d}")
+        if self.welfare is not None:
+            parts.append(self.welfare)
+        return "-".join(parts) or "learned"
+
 
 class Session:
     def __init__(

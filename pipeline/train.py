@@ -40,15 +40,6 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def variant_label(variant: Variant) -> str:
-    parts = []
-    if variant.fixed_tax is not None:
-        parts.append(f"fixed{round(variant.fixed_tax * 100):02d}")
-    if variant.welfare is not None:
-        parts.append(variant.welfare)
-    return "-".join(parts) or "learned"
-
-
 def stage_plan_row(plan) -> dict[str, float]:
     row = {
         "episode": plan.episode,
@@ -104,9 +95,9 @@ def run_stage(
 
     tracker = Tracker(
         config.tracking,
-        rule=f"train:{variant_label(variant)}:{stage}",
-        run_name=f"{stage} ({variant_label(variant)})",
-        tags={"dge.stage": stage, "dge.variant": variant_label(variant), "dge.kind": "train"},
+        rule=f"train:{variant.label()}:{stage}",
+        run_name=f"{stage} ({variant.label()})",
+        tags={"dge.stage": stage, "dge.variant": variant.label(), "dge.kind": "train"},
     ).start(params={"config": config.to_dict(), "variant": variant.as_dict(), "stage": stage})
 
     def payload(complete: bool) -> dict:

@@ -367,7 +367,6 @@ def test_smoke_run_is_tracked_as_one_tree_per_pipeline(smoke_run):
     from mlflow.tracking import MlflowClient
 
     from pipeline.session import Variant
-    from pipeline.train import variant_label
 
     plan = smoke_run["plan"]
     client = MlflowClient(tracking_uri=smoke_run["uri"])
@@ -379,12 +378,14 @@ def test_smoke_run_is_tracked_as_one_tree_per_pipeline(smoke_run):
     # every evaluation and every best response.
     expected = {f"train:learned:{stage}" for stage in plan.prefix_stages}
     for branch in plan.branches.values():
-        label = variant_label(Variant(fixed_tax=branch.fixed_tax, welfare=branch.welfare))
+        label = Variant(fixed_tax=branch.fixed_tax, welfare=branch.welfare).label()
         expected |= {f"train:{label}:{stage}" for stage in plan.branch_stages}
     if plan.ablation:
         expected.add(f"train:learned:{ABLATION}")
     expected |= {f"evaluate:{b}" for b in plan.evaluated_branches()}
-    expected |= {f"best_response:{g}" for g in plan.best_response_types}
+    for name in plan.best_response_branches:
+        label = Variant(fixed_tax=plan.branches[name].fixed_tax, welfare=plan.branches[name].welfare).label()
+        expected |= {f"best_response:{label}:{g}" for g in plan.best_response_types}
 
     for economy in plan.economies:
         experiment = client.get_experiment_by_name(plan.experiment_id(economy))
