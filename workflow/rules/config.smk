@@ -16,6 +16,8 @@ rule resolve_config:
     wildcard_constraints:
         kind="|".join(CONFIG_KINDS),
     localrule: True
+    # Instant, and every pipeline's first job waits for it: never queued behind a training job.
+    priority: 100
     log:
         f"{PIPE_LOGS}/config_{{kind}}.log",
     conda:
