@@ -20,8 +20,9 @@ for _stage in PLAN.stages:
             init=lambda w, input: f"--init {input.init}" if input.init else "",
             variant=variant_flags,
         threads: PLAN.threads
-        # The curriculum is the critical path of every result; the ablation fills idle cores.
-        priority: 10
+        # The curriculum is the critical path of every result, earlier stages first so that every
+        # pipeline's shared prefix is done early; the ablation fills idle cores.
+        priority: 10 + len(PLAN.stages) - PLAN.stages.index(_stage)
         log:
             f"{PIPE_LOGS}/{{branch}}/{_stage}.log",
         benchmark:
