@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from envs.rbc.config import ConfigError, RBCConfig
+from envs.rbc.config import ConfigError, RBCConfig, load_yaml
 
 GROUPS = ("consumer", "firm", "government")
 ALGORITHMS = ("ppo", "pg")
@@ -31,6 +31,9 @@ def _fail(key: str, value: Any, allowed: str) -> None:
 
 
 def _number(key: str, value: Any, low: float | None = None, high: float | None = None, strict_low=False) -> float:
+    if isinstance(value, str) and _looks_numeric(value):
+        _fail(key, value, "a finite number (this value is text: quoted, or read by a YAML 1.1 parser, "
+                          "as Snakemake reads profiles; write 5.0e-5 rather than 5e-5)")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         _fail(key, value, "a finite number")
     if low is not None and (value < low or (strict_low and value == low)):
@@ -38,6 +41,14 @@ def _number(key: str, value: Any, low: float | None = None, high: float | None =
     if high is not None and value > high:
         _fail(key, value, f"a number <= {high}")
     return float(value)
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _integer(key: str, value: Any, low: int = 0) -> int:
@@ -385,7 +396,7 @@ class ExperimentConfig:
         if not path.exists():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = load_yaml(path.read_text()) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
         return cls.from_dict(apply_overrides(data, overrides or []))
@@ -445,7 +456,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if not sep or not path:
             raise ConfigError(f"override {item!r} is invalid; allowed: 'key.path=value'")
         try:
-            value = yaml.safe_load(raw)
+            value = load_yaml(raw)
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: the value is not valid YAML: {err}") from None
         parts = path.split(".")

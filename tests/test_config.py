@@ -148,3 +148,23 @@ def test_bad_value_in_yaml_file(tmp_path):
     with pytest.raises(ConfigError) as info:
         RBCConfig.from_yaml(path)
     assert "alpha" in str(info.value) and "[0.2, 0.4]" in str(info.value) and "list of 3" in str(info.value)
+
+
+def test_exponent_floats_without_a_dot_are_numbers(tmp_path):
+    """YAML 1.1 reads 5e-5 as text; the project's loaders read it as the number its author meant."""
+    from pipeline.config import ExperimentConfig, apply_overrides
+
+    assert apply_overrides({}, ["training.learning_rate.government=5e-5"]) == {
+        "training": {"learning_rate": {"government": 5e-5}}
+    }
+    path = tmp_path / "experiment.yaml"
+    path.write_text("training:\n  learning_rate: {consumer: 3e-3, firm: 1E-4, government: 5e-4}\n")
+    assert ExperimentConfig.load(path).training.learning_rate == {"consumer": 3e-3, "firm": 1e-4, "government": 5e-4}
+    assert RBCConfig.from_yaml_text("export_min_price: 5e2\n").export_min_price == 500.0
+
+
+def test_numeric_text_gets_a_hint():
+    from pipeline.config import ExperimentConfig
+
+    with pytest.raises(ConfigError, match=r"training\.gamma='0\.9e0'.*5\.0e-5"):
+        ExperimentConfig.from_dict({"training": {"gamma": "0.9e0"}})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,22 @@ INVESTMENT_RULES = ("operating_income", "budget")
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field, the value and what is allowed."""
+
+
+class _Yaml12FloatLoader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where 5e-5 (no dot) is text; config authors mean a number."""
+
+
+_Yaml12FloatLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Safe YAML loading in which exponent floats without a dot (1e-3) are numbers."""
+    return yaml.load(text, Loader=_Yaml12FloatLoader)
 
 
 def _two_level_capital(n_firms: int) -> list[float]:
@@ -251,7 +268,7 @@ class RBCConfig:
 
     @classmethod
     def from_yaml_text(cls, text: str) -> "RBCConfig":
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
         if data is not None and not isinstance(data, dict):
             raise ConfigError(f"economy config must be a mapping of keys to values, got {type(data).__name__}")
         return cls.from_dict(data)
