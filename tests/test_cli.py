@@ -94,8 +94,11 @@ def test_train_resumes_after_a_real_interrupt(tmp_path):
     out = tmp_path / "split.pt"
     args = ["--config", str(config), "--stage", "consumers", "--out", str(out), "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    # A test runner started in the background (`cmd &` in a script) passes SIGINT on as ignored,
+    # and Python then installs no KeyboardInterrupt handler: restore what a terminal would give.
     process = subprocess.Popen([sys.executable, "-m", "pipeline.train", *args], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     resume = Path(f"{out}.resume")
     deadline = time.monotonic() + 90
     while not resume.exists() and process.poll() is None and time.monotonic() < deadline:
