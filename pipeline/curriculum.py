@@ -39,13 +39,22 @@ class Curriculum:
     """Stage boundaries and schedules of one pipeline variant.
 
     `fixed_government=True` is the fixed-tax baseline: the government never trains and its (fixed)
-    action must always be allowed, so the tax range is fully open.
+    action must always be allowed, so the tax range is fully open. `max_corporate_tax` keeps a
+    learned government's corporate rate at or below a cap for the whole run (a branch's policy
+    space, not a schedule): a profit-only tax at 80-100% makes hiring nobody the firms' best response.
     """
 
-    def __init__(self, config: CurriculumConfig, economy: RBCConfig, fixed_government: bool = False):
+    def __init__(
+        self,
+        config: CurriculumConfig,
+        economy: RBCConfig,
+        fixed_government: bool = False,
+        max_corporate_tax: float | None = None,
+    ):
         self.config = config
         self.economy = economy
         self.fixed_government = fixed_government
+        self.max_corporate_tax = 1.0 if max_corporate_tax is None or fixed_government else max_corporate_tax
         self.bounds: dict[str, tuple[int, int]] = {}
         start = 0
         for stage in config.stages:
@@ -113,7 +122,7 @@ class Curriculum:
             episode=episode,
             train=self.trains(episode),
             firm_mask=self.firm_mask(episode),
-            government_mask=government_mask_from_caps(self.economy, cap, cap),
+            government_mask=government_mask_from_caps(self.economy, cap, min(cap, self.max_corporate_tax)),
             labor_disutility_anneal=self.labor_disutility_anneal(episode),
             entropy={g: self.entropy_coefficient(g, episode) for g in GROUPS},
             max_tax=cap,

@@ -41,7 +41,8 @@ def session_from_checkpoint(config: ExperimentConfig, ckpt: Path, num_envs: int 
 
 def final_plan(session: Session, config: ExperimentConfig) -> EpisodePlan:
     """The curriculum's plan at the checkpoint's episode, with nobody training."""
-    curriculum = Curriculum(config.curriculum, session.economy, fixed_government="government" in session.fixed)
+    curriculum = Curriculum(config.curriculum, session.economy, fixed_government="government" in session.fixed,
+                            max_corporate_tax=session.variant.max_corporate_tax)
     plan = curriculum.plan(max(session.episode - 1, 0))
     return EpisodePlan(
         episode=plan.episode,

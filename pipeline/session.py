@@ -32,9 +32,13 @@ class Variant:
 
     fixed_tax: float | None = None
     welfare: str | None = None
+    max_corporate_tax: float | None = None  # a learned government's corporate rates above this are masked
 
     def as_dict(self) -> dict:
-        return {"fixed_tax": self.fixed_tax, "welfare": self.welfare}
+        data = {"fixed_tax": self.fixed_tax, "welfare": self.welfare}
+        if self.max_corporate_tax is not None:  # absent when unused, as in checkpoints that predate it
+            data["max_corporate_tax"] = self.max_corporate_tax
+        return data
 
     def label(self) -> str:
         """The branch's name in run ids and tags: "learned", "fixed20", "consumer_only", ..."""
@@ -43,6 +47,8 @@ class Variant:
             parts.append(f"fixed{round(self.fixed_tax * 100):02d}")
         if self.welfare is not None:
             parts.append(self.welfare)
+        if self.max_corporate_tax is not None:
+            parts.append(f"corporate{round(self.max_corporate_tax * 100):02d}")
         return "-".join(parts) or "learned"
 
 

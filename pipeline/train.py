@@ -61,7 +61,8 @@ def run_stage(
     variant: Variant = Variant(),
     progress: bool = True,
 ) -> Path:
-    curriculum = Curriculum(config.curriculum, config.economy, fixed_government=variant.fixed_tax is not None)
+    curriculum = Curriculum(config.curriculum, config.economy, fixed_government=variant.fixed_tax is not None,
+                            max_corporate_tax=variant.max_corporate_tax)
     start, end = curriculum.bounds[stage] if stage in curriculum.bounds else (None, None)
     if start is None:
         raise ConfigError(f"unknown stage {stage!r}; the curriculum's stages are {list(curriculum.bounds)}")
@@ -151,10 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", required=True, help="stage name from curriculum.stages")
     parser.add_argument("--init", type=Path, default=None, help="previous stage's checkpoint")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write")
+    parser.add_argument("--max-corporate-tax", type=float, default=None,
+                        help="learned government: corporate rates above this stay masked for the whole run")
     args = parser.parse_args(argv)
     try:
         config = ExperimentConfig.load(args.config, args.overrides)
-        variant = Variant(fixed_tax=args.fixed_tax, welfare=args.welfare)
+        if args.max_corporate_tax is not None:
+            if args.fixed_tax is not None:
+                raise ConfigError("--max-corporate-tax applies to a learned government, not to --fixed-tax")
+            if not 0.0 <= args.max_corporate_tax <= 1.0:
+                raise ConfigError(f"--max-corporate-tax {args.max_corporate_tax}: allowed: a rate in [0, 1]")
+        variant = Variant(fixed_tax=args.fixed_tax, welfare=args.welfare, max_corporate_tax=args.max_corporate_tax)
         if variant.fixed_tax is not None:
             try:
                 fixed_tax_action(config.economy, variant.fixed_tax, variant.fixed_tax)

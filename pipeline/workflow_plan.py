@@ -34,6 +34,7 @@ class Branch:
     name: str
     fixed_tax: float | None = None
     welfare: str | None = None
+    max_corporate_tax: float | None = None
 
     def cli_flags(self) -> str:
         flags = []
@@ -41,6 +42,8 @@ class Branch:
             flags.append(f"--fixed-tax {self.fixed_tax}")
         if self.welfare is not None:
             flags.append(f"--welfare {self.welfare}")
+        if self.max_corporate_tax is not None:
+            flags.append(f"--max-corporate-tax {self.max_corporate_tax}")
         return " ".join(flags)
 
 
@@ -53,7 +56,8 @@ class WorkflowPlan:
         config = copy.deepcopy(config)
         known = {
             "profile", "seeds", "economies", "threads_per_job", "prefix_stages", "fixed_taxes",
-            "consumer_welfare_branch", "ablation", "best_response_types", "best_response_branches", "experiment",
+            "consumer_welfare_branch", "consumer_welfare_max_corporate_tax", "ablation", "best_response_types",
+            "best_response_branches", "experiment",
         }
         for key in config:
             if key not in known:
@@ -94,8 +98,13 @@ class WorkflowPlan:
                 _fail("prefix_stages", n_prefix, "only stages where the government does not train can be shared")
 
         self.branches: dict[str, Branch] = {"learned": Branch("learned")}
+        cap = config.get("consumer_welfare_max_corporate_tax")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float)) or not 0 <= cap <= 1):
+            _fail("consumer_welfare_max_corporate_tax", cap, "null (no cap) or a rate in [0, 1]")
         if config.get("consumer_welfare_branch", True):
-            self.branches["consumer_welfare"] = Branch("consumer_welfare", welfare="consumer_only")
+            self.branches["consumer_welfare"] = Branch(
+                "consumer_welfare", welfare="consumer_only", max_corporate_tax=None if cap is None else float(cap)
+            )
         taxes = config.get("fixed_taxes", [0.2, 0.4, 0.6, 0.8])
         if not isinstance(taxes, list):
             _fail("fixed_taxes", taxes, "a list of tax rates on the tax grids")

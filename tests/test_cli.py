@@ -160,6 +160,15 @@ def test_fixed_tax_off_the_grid_exits_2(tmp_path, capsys):
     assert "--fixed-tax" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags", [["--max-corporate-tax", "1.5"], ["--max-corporate-tax", "0.5", "--fixed-tax", "0.2"]])
+def test_bad_corporate_cap_exits_2(tmp_path, capsys, flags):
+    config = write_config(tmp_path / "c.yaml", SMALL_PIPELINE)
+    args = ["--config", str(config), "--stage", "consumers", "--out", str(tmp_path / "x.pt"), "--no-progress", *flags]
+    assert train.main(args) == 2
+    assert "--max-corporate-tax" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_later_stage_without_init_exits_2(pipeline, tmp_path, capsys):
     _, config, _ = pipeline
     args = ["--config", str(config), "--stage", "firms", "--out", str(tmp_path / "firms.pt"), "--no-progress"]

@@ -123,6 +123,18 @@ def test_fixed_tax_variant_never_trains_the_government_and_opens_all_taxes():
     assert fixed.plan(60000).train == ("consumer", "firm")
 
 
+def test_corporate_cap_masks_higher_corporate_rates_only():
+    """A capped learned government: income rates open as scheduled, corporate rates never above the cap."""
+    capped = Curriculum(CurriculumConfig(), RBCConfig(), max_corporate_tax=0.5)
+    grid = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    for episode, income_cap in ((0, 0.0), (42000, 0.4), (60000, 1.0), (150000, 1.0)):
+        allowed = capped.plan(episode).government_mask.nonzero().flatten().tolist()
+        pairs = {(grid[i // 6], grid[i % 6]) for i in allowed}  # spec 2.3: index = 6 * income + corporate
+        assert pairs == {(t, s) for t in grid for s in grid if t <= income_cap and s <= min(income_cap, 0.5)}
+    fixed = Curriculum(CurriculumConfig(), RBCConfig(), fixed_government=True, max_corporate_tax=0.5)
+    assert fixed.plan(60000).government_mask.all()  # a fixed rate must stay playable
+
+
 def test_fixed_tax_session_plays_the_fixed_rate_and_keeps_its_government():
     config = small_config()
     curriculum = Curriculum(config.curriculum, config.economy, fixed_government=True)
@@ -136,3 +148,18 @@ def test_fixed_tax_session_plays_the_fixed_rate_and_keeps_its_government():
     assert "loss/government/objective" not in metrics and "loss/firm/objective" in metrics
     after = session.policies["government"].network.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_corporate_cap_survives_the_checkpoint_and_reaches_evaluation():
+    from pipeline.evaluate import final_plan
+
+    variant = Variant(welfare="consumer_only", max_corporate_tax=0.4)
+    assert Variant(**variant.as_dict()) == variant
+    assert "max_corporate_tax" not in Variant().as_dict()  # checkpoints without a cap read as before
+    config = small_config()
+    session = Session(config, variant)
+    session.episode = config.curriculum.total_episodes
+    grid = config.economy.corporate_tax_grid
+    n = len(grid)
+    allowed = final_plan(session, config).government_mask.nonzero().flatten().tolist()
+    assert allowed and max(grid[i % n] for i in allowed) <= 0.4

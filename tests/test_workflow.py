@@ -102,6 +102,8 @@ def default_config() -> dict:
         ("prefix_stages", 0, "prefix_stages"),
         ("prefix_stages", 4, "prefix_stages"),  # the default curriculum has 4 stages: one must remain per branch
         ("threads_per_job", 0, "threads_per_job"),
+        ("consumer_welfare_max_corporate_tax", 1.5, "consumer_welfare_max_corporate_tax"),
+        ("consumer_welfare_max_corporate_tax", "half", "consumer_welfare_max_corporate_tax"),
         ("best_response_types", ["bank"], "best_response_types"),
         ("best_response_branches", ["fixed20"], "best_response_branches"),
         ("economies", {"open": [1]}, "economies.open"),
@@ -114,6 +116,15 @@ def test_bad_profile_values_fail_naming_the_key(default_config, key, value, name
     with pytest.raises(ConfigError) as err:
         WorkflowPlan(config)
     assert f"{named}=" in str(err.value)
+
+
+def test_corporate_cap_reaches_only_the_consumer_welfare_branch(default_config):
+    plan = WorkflowPlan({**default_config, "consumer_welfare_max_corporate_tax": 0.4})
+    assert "--max-corporate-tax 0.4" in plan.branches["consumer_welfare"].cli_flags()
+    others = [b for name, b in plan.branches.items() if name != "consumer_welfare"]
+    assert others and not any("--max-corporate-tax" in b.cli_flags() for b in others)
+    assert "--max-corporate-tax" not in WorkflowPlan({**default_config, "consumer_welfare_max_corporate_tax": None}
+                                                     ).branches["consumer_welfare"].cli_flags()
 
 
 def test_prefix_may_hold_every_stage_before_the_government_trains(default_config):
