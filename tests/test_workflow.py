@@ -389,13 +389,14 @@ def test_smoke_run_is_tracked_as_one_tree_per_pipeline(smoke_run):
     # every evaluation and every best response.
     expected = {f"train:learned:{stage}" for stage in plan.prefix_stages}
     for branch in plan.branches.values():
-        label = Variant(fixed_tax=branch.fixed_tax, welfare=branch.welfare).label()
+        label = Variant(branch.fixed_tax, branch.welfare, branch.max_corporate_tax).label()
         expected |= {f"train:{label}:{stage}" for stage in plan.branch_stages}
     if plan.ablation:
         expected.add(f"train:learned:{ABLATION}")
     expected |= {f"evaluate:{b}" for b in plan.evaluated_branches()}
     for name in plan.best_response_branches:
-        label = Variant(fixed_tax=plan.branches[name].fixed_tax, welfare=plan.branches[name].welfare).label()
+        branch = plan.branches[name]
+        label = Variant(branch.fixed_tax, branch.welfare, branch.max_corporate_tax).label()
         expected |= {f"best_response:{label}:{g}" for g in plan.best_response_types}
 
     for economy in plan.economies:
