@@ -165,6 +165,9 @@ class Session:
             self.policies[g].network.load_state_dict(state["networks"][g])
             if optimizers:
                 self.learners[g].optimizer.load_state_dict(state["optimizers"][g])
+                # Adam's saved param groups carry the learning rate they were saved with; the config
+                # that runs now decides it.
+                self.learners[g].set_learning_rate(self.config.training.learning_rate[g])
         self.episode = int(state["episode"])
         torch.set_rng_state(state["rng"])
         self.no_ponzi = {k: float(v) for k, v in state["no_ponzi"].items()}

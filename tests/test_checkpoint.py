@@ -132,3 +132,18 @@ def test_checkpoint_from_another_config_names_the_differing_key(trained):
     # bookkeeping may differ
     free = small_config(training={"checkpoint_every": 50, "threads": 2}, tracking={"enabled": True})
     check_compatible(payload, free, path)
+
+
+def test_loaded_optimizers_take_the_learning_rates_of_the_running_config(trained):
+    """Adam's saved param groups carry their old learning rate; the config that runs now decides it."""
+    config, path = trained
+    state = load_checkpoint(path)["session"]
+    faster = small_config(training={"learning_rate": {"consumer": 0.0123, "firm": 0.0045, "government": 0.0006}})
+    session = Session(faster)
+    session.load_state_dict(state)
+    for group, rate in faster.training.learning_rate.items():
+        assert [g["lr"] for g in session.learners[group].optimizer.param_groups] == [rate], group
+    saved = state["optimizers"]["consumer"]["state"]  # the consumers trained in this stage: Adam has moments
+    loaded = session.learners["consumer"].optimizer.state_dict()["state"]
+    assert saved and saved.keys() == loaded.keys()
+    assert all(torch.equal(saved[k]["exp_avg_sq"], loaded[k]["exp_avg_sq"]) for k in saved)
