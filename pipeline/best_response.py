@@ -95,8 +95,7 @@ def run_best_response(config: ExperimentConfig, ckpt: Path, group: str, out: Pat
 
     # The branch is part of the rule's identity: best responses of two branches are two child runs.
     rule = f"best_response:{session.variant.label()}:{group}"
-    tracker = Tracker(config.tracking, rule=rule, tags={"dge.kind": "best_response",
-                                                                            "dge.type": group}).start(
+    tracker = Tracker(config.tracking, rule=rule, tags={"dge.kind": "best_response", "dge.type": group}).start(
         params={"checkpoint": str(ckpt), "type": group, "best_response": config.best_response.__dict__}
     )
     curve: list[dict] = []
