@@ -55,6 +55,10 @@ OUTCOMES = {
 }
 FIRM_COLUMNS = ("price", "wage", "hours", "workers", "production", "sales", "exports", "profit", "reward")
 
+# A firm with fewer workers than this per step, on average over its evaluated episodes (one worker in ten
+# steps), counts as employing nobody in the report's per-seed check of "every firm employs someone".
+IDLE_FIRM_WORKERS = 0.1
+
 # The paper's Table 3: worst-case relative best-response gain over 10 seeds at the end of training.
 PAPER_EPSILON_BOUND = {"consumer": 0.03, "firm": 0.10, "government": 0.01}
 
@@ -353,17 +357,18 @@ def epsilon_over_seeds(per_seed: list[dict]) -> dict:
     }
 
 
-def pooled_firm_samples(results: Results, economy: str, branch: str) -> dict[str, np.ndarray]:
-    """(economy-episodes of every seed, firms) arrays of per-firm episode means."""
+def pooled_firm_samples(results: Results, economy: str, branch: str,
+                        seeds: list[int] | None = None) -> dict[str, np.ndarray]:
+    """(economy-episodes of the given seeds, default every seed, firms) arrays of per-firm episode means."""
     fields: dict[str, list[np.ndarray]] = {}
-    for seed in results.plan.seeds:
+    for seed in results.plan.seeds if seeds is None else seeds:
         for key, rows in results.evaluations[economy, seed, branch]["firm_samples"].items():
             fields.setdefault(key, []).append(np.asarray(rows, dtype=float))
     return {k: np.concatenate(v) for k, v in fields.items()}
 
 
-def per_firm(results: Results, economy: str, branch: str) -> dict:
-    samples = pooled_firm_samples(results, economy, branch)
+def per_firm(results: Results, economy: str, branch: str, seeds: list[int] | None = None) -> dict:
+    samples = pooled_firm_samples(results, economy, branch, seeds)
     n_firms = next(iter(samples.values())).shape[1]
     table = {key: [mean_ci95(samples[key][:, i].tolist()) for i in range(n_firms)]
              for key in FIRM_COLUMNS if key in samples}
@@ -467,10 +472,15 @@ def build_summary(results: Results, logs: Path) -> dict:
     plan = results.plan
     economies: dict[str, Any] = {}
     for economy in plan.economies:
+        # "Every firm employs someone" is a property of one converged economy, so it is judged per seed:
+        # pooling would let one seed's live firm hide another seed's dead one.
+        firms_by_seed = {str(seed): per_firm(results, economy, "learned", [seed]) for seed in plan.seeds}
         economies[economy] = {
             "seeds": {str(seed): pipeline_summary(results, economy, seed) for seed in plan.seeds},
             "over_seeds": pipeline_summary(results, economy, None),
             "per_firm": per_firm(results, economy, "learned"),
+            "per_firm_by_seed": firms_by_seed,
+            "idle_firms_by_seed": {seed: idle_firms(table) for seed, table in firms_by_seed.items()},
             "plausibility": plausibility(results, economy),
         }
     primary = "open" if "open" in plan.economies else next(iter(plan.economies))
@@ -525,6 +535,29 @@ def _seed_note(plan: WorkflowPlan) -> str:
     return (f"{len(plan.seeds)} seeds: means of the seed means; intervals are Student-t over the seeds' means.")
 
 
+def _per_seed_comparison(data: dict, table: str, policy_branch: str, add) -> None:
+    """One row per seed: that seed's policy against that seed's best fixed tax, on within-seed intervals.
+
+    Over seeds the intervals are Student-t on a handful of seed means and say little; this table shows whether
+    each seed on its own reaches the comparison.
+    """
+    add("| Seed | learned | 95% CI | best fixed | 95% CI | learned / best fixed | intervals overlap |")
+    add("|---|---|---|---|---|---|---|")
+    for seed, per_seed in data["seeds"].items():
+        w = per_seed[table]
+        if "best_fixed" not in w:
+            continue
+        best = w["best_fixed"]
+        add(f"| {seed} | {_stat_cells(w[policy_branch])} | {_num(best['mean'])} ({best['rate']:.0%}) | {_ci(best)} | "
+            f"{_ratio_text(w['ratio_to_best_fixed'])} | {_yes_no(w['ci_overlap_with_best_fixed'])} |")
+    add("")
+
+
+def idle_firms(per_firm_table: dict) -> list[int]:
+    """Firms that employ nobody (fewer than IDLE_FIRM_WORKERS workers per step on average)."""
+    return [i for i, stat in enumerate(per_firm_table.get("workers", [])) if stat["mean"] < IDLE_FIRM_WORKERS]
+
+
 def render_markdown(summary: dict, results: Results) -> str:
     plan, evaluation, br = results.plan, results.evaluation, results.best_response
     lines: list[str] = []
@@ -559,6 +592,10 @@ def render_markdown(summary: dict, results: Results) -> str:
                 " Paper (open economy): RL taxes 3000-4000, best fixed rate 3160, the best RL solution almost 15% "
                 "above it.")
         add("")
+        if len(plan.seeds) > 1:
+            add("Per seed (learned taxes against that seed's best fixed tax):")
+            add("")
+            _per_seed_comparison(data, "welfare", "learned", add)
         if agg.get("welfare_consumer_only"):
             c = agg["welfare_consumer_only"]
             add(f"### Consumer-only welfare ({economy} economy)")
@@ -575,6 +612,10 @@ def render_markdown(summary: dict, results: Results) -> str:
                     f"{_num(c['difference_to_best_fixed'])}, ratio {_ratio_text(c['ratio_to_best_fixed'])}; "
                     f"intervals overlap: {_yes_no(c['ci_overlap_with_best_fixed'])}.")
             add("")
+            if len(plan.seeds) > 1:
+                add("Per seed (consumer-welfare government against that seed's best fixed tax):")
+                add("")
+                _per_seed_comparison(data, "welfare_consumer_only", "consumer_welfare", add)
 
     add("## Best-response gaps (epsilon, the paper's Table 3)")
     add("")
@@ -645,6 +686,19 @@ def render_markdown(summary: dict, results: Results) -> str:
     for i in range(len(pf[cols[0]])):
         cells = [_num(pf[c][i]) if c == "domestic_share" else _num(pf[c][i]["mean"]) for c in cols]
         add(f"| {i} | " + " | ".join(cells) + " |")
+    add("")
+    by_seed = summary["economies"][primary]["per_firm_by_seed"]
+    add(f"Workers per firm and step, and domestic share of sales, by seed (a firm with fewer than "
+        f"{IDLE_FIRM_WORKERS:g} workers per step counts as employing nobody):")
+    add("")
+    n_firms = len(pf[cols[0]])
+    add("| Seed | " + " | ".join(f"firm {i}" for i in range(n_firms)) + " | firms employing nobody |")
+    add("|" + "---|" * (n_firms + 2))
+    for seed, table in by_seed.items():
+        idle = summary["economies"][primary]["idle_firms_by_seed"][seed]
+        cells = [f"{_num(table['workers'][i]['mean'])} ({_num(table['domestic_share'][i])})"
+                 if "domestic_share" in table else _num(table["workers"][i]["mean"]) for i in range(n_firms)]
+        add(f"| {seed} | " + " | ".join(cells) + f" | {', '.join(map(str, idle)) if idle else 'none'} |")
     add("")
 
     if plan.ablation:

@@ -535,6 +535,24 @@ def test_over_seeds_interval_is_student_t_from_the_spread_of_seed_means():
     assert three["mean"] == pytest.approx(2.0) and three["ci95"] == pytest.approx([2.0 - half, 2.0 + half])
 
 
+def test_a_firm_idle_in_one_seed_is_reported_although_the_pooled_mean_hides_it():
+    from types import SimpleNamespace
+
+    from pipeline.report import idle_firms, per_firm
+
+    def samples(workers_firm1: float) -> dict:
+        rows = [[3.0, workers_firm1], [4.0, workers_firm1]]  # two economy-episodes, two firms
+        return {"firm_samples": {"workers": rows, "sales": [[1.0, 1.0]] * 2, "exports": [[1.0, 0.0]] * 2}}
+
+    results = SimpleNamespace(plan=SimpleNamespace(seeds=[0, 1]),
+                              evaluations={("open", 0, "learned"): samples(0.0), ("open", 1, "learned"): samples(5.0)})
+    pooled = per_firm(results, "open", "learned")
+    assert pooled["workers"][1]["mean"] == pytest.approx(2.5) and idle_firms(pooled) == []
+    assert idle_firms(per_firm(results, "open", "learned", [0])) == [1]
+    assert idle_firms(per_firm(results, "open", "learned", [1])) == []
+    assert per_firm(results, "open", "learned", [1])["domestic_share"] == pytest.approx([0.5, 1.0])
+
+
 def test_correlation_reports_sign_strength_and_an_interval():
     import numpy as np
 
