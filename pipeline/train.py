@@ -12,8 +12,11 @@ produces exactly what an uninterrupted run would have.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
@@ -146,6 +149,24 @@ def run_stage(
     return out
 
 
+@contextmanager
+def interrupt_on_sigterm() -> Iterator[None]:
+    """Treat SIGTERM as Ctrl-C while the block runs.
+
+    Batch schedulers and `kill` stop a job with SIGTERM; without this the process dies where it stands and
+    its MLflow run stays RUNNING forever. As a KeyboardInterrupt the run is closed as KILLED, and the last
+    periodic resume checkpoint is what the restarted job continues from, exactly as after Ctrl-C.
+    """
+    def handler(signum: int, frame) -> None:
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one curriculum stage.")
     add_common_arguments(parser)
@@ -168,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                 fixed_tax_action(config.economy, variant.fixed_tax, variant.fixed_tax)
             except ValueError as err:
                 raise ConfigError(f"--fixed-tax {variant.fixed_tax}: {err}") from None
-        run_stage(config, args.stage, args.out, args.init, variant, progress=not args.no_progress)
+        with interrupt_on_sigterm():
+            run_stage(config, args.stage, args.out, args.init, variant, progress=not args.no_progress)
     except (ConfigError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

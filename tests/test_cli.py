@@ -86,8 +86,10 @@ def test_train_runs_every_stage_in_turn(pipeline):
 
 
 @pytest.mark.slow
-def test_train_resumes_after_a_real_interrupt(tmp_path):
-    """SIGINT a training process mid-stage, restart it, and get what an uninterrupted run gives."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_train_resumes_after_a_real_interrupt(tmp_path, stop):
+    """Stop a training process mid-stage (Ctrl-C, or a scheduler's SIGTERM), restart it, and get what an
+    uninterrupted run gives."""
     data = small_config_dict(training={"num_envs": 4, "checkpoint_every": 1, "threads": 1})
     data["curriculum"]["stages"][0]["episodes"] = 40
     config = write_config(tmp_path / "c.yaml", data)
@@ -103,7 +105,7 @@ def test_train_resumes_after_a_real_interrupt(tmp_path):
     deadline = time.monotonic() + 90
     while not resume.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode != 0, "the process finished before it could be interrupted"
     assert "KeyboardInterrupt" in stderr
