@@ -47,6 +47,23 @@ class Branch:
         return " ".join(flags)
 
 
+def _numbers_from_text(values: Any, kind: type) -> Any:
+    """Lists given on Snakemake's command line (`--config seeds=[0,1]`) arrive with every item as text
+    (Snakemake reads them with YAML's base loader); read those items as numbers, leave anything else to
+    the validation that follows."""
+    if not isinstance(values, list):
+        return values
+    out = []
+    for value in values:
+        if isinstance(value, str):
+            try:
+                value = kind(value)
+            except ValueError:
+                pass
+        out.append(value)
+    return out
+
+
 def _fail(key: str, value: Any, allowed: str) -> None:
     raise ConfigError(f"invalid workflow config: {key}={value!r}; allowed: {allowed}")
 
@@ -65,7 +82,7 @@ class WorkflowPlan:
         self.profile = config.get("profile", "default")
         if not isinstance(self.profile, str) or not self.profile.replace("-", "").replace("_", "").isalnum():
             _fail("profile", self.profile, "a name of letters, digits, '-' or '_'")
-        self.seeds = config.get("seeds", [0])
+        self.seeds = _numbers_from_text(config.get("seeds", [0]), int)
         if not isinstance(self.seeds, list) or not self.seeds or any(
             isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds
         ):
@@ -105,7 +122,7 @@ class WorkflowPlan:
             self.branches["consumer_welfare"] = Branch(
                 "consumer_welfare", welfare="consumer_only", max_corporate_tax=None if cap is None else float(cap)
             )
-        taxes = config.get("fixed_taxes", [0.2, 0.4, 0.6, 0.8])
+        taxes = _numbers_from_text(config.get("fixed_taxes", [0.2, 0.4, 0.6, 0.8]), float)
         if not isinstance(taxes, list):
             _fail("fixed_taxes", taxes, "a list of tax rates on the tax grids")
         for rate in taxes:

@@ -97,6 +97,8 @@ def default_config() -> dict:
         ("seeds", [], "seeds"),
         ("seeds", [0, -1], "seeds"),
         ("seeds", "0", "seeds"),
+        ("seeds", ["0", "one"], "seeds"),
+        ("fixed_taxes", ["0.2", "high"], "fixed_taxes"),
         ("fixed_taxes", [0.2, 0.25], "fixed_taxes"),
         ("fixed_taxes", [1.5], "fixed_taxes"),
         ("prefix_stages", 0, "prefix_stages"),
@@ -116,6 +118,17 @@ def test_bad_profile_values_fail_naming_the_key(default_config, key, value, name
     with pytest.raises(ConfigError) as err:
         WorkflowPlan(config)
     assert f"{named}=" in str(err.value)
+
+
+def test_lists_from_snakemakes_command_line_are_read_as_numbers(default_config):
+    # `snakemake --config seeds=[0,1]` hands every list item over as text (YAML base loader)
+    from snakemake.cli import parse_config
+
+    given = parse_config(["seeds=[0,1]", "fixed_taxes=[0.2,0.8]"])
+    assert given["seeds"] == ["0", "1"]
+    plan = WorkflowPlan({**default_config, **given})
+    assert plan.seeds == [0, 1]
+    assert sorted(b.fixed_tax for b in plan.branches.values() if b.fixed_tax is not None) == [0.2, 0.8]
 
 
 def test_corporate_cap_reaches_only_the_consumer_welfare_branch(default_config):
@@ -218,6 +231,19 @@ def test_dry_run_shows_the_whole_plan(tmp_path, profile):
     assert result.returncode == 0, result.stderr[-3000:]
     assert job_counts(result.stdout + result.stderr) == expected_jobs(WorkflowPlan(merged(*files)))
     assert not (tmp_path / "results").exists()  # a dry-run writes nothing
+
+
+def test_a_clone_with_the_committed_report_still_rebuilds_everything(tmp_path):
+    """The repository carries results/default/summary.*; they must not make the main job a no-op."""
+    committed = tmp_path / "results" / "default"
+    (committed / "figures").mkdir(parents=True)
+    for name in ("summary.md", "summary.json"):
+        (committed / name).write_text("committed")
+    for name in ("training_curves", "best_response", "welfare_vs_tax", "rollout_firms", "rollout_consumers"):
+        (committed / "figures" / f"{name}.png").write_bytes(b"")
+    result = snakemake(tmp_path, "-n", "--configfile", str(DEFAULT))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert job_counts(result.stdout + result.stderr) == expected_jobs(WorkflowPlan(merged(DEFAULT)))
 
 
 def test_default_configfile_is_found_from_any_working_directory(tmp_path):
