@@ -244,8 +244,25 @@ class Results:
             owner, stage = ABLATION, ABLATION
         path = self.pipe(economy, seed) / owner / f"{stage}.metrics.csv"
         if path not in self._metrics:
-            self._metrics[path] = read_metrics(path)
+            rows = read_metrics(path)
+            first, last = self._episode_range(stage)
+            episodes = rows.get("episode", np.array([]))
+            if not np.array_equal(episodes, np.arange(first, last)):
+                found = f"{int(episodes[0])}-{int(episodes[-1])} ({episodes.size} rows)" if episodes.size else "none"
+                raise ValueError(f"{path}: episodes {found}, expected {first}-{last - 1}: the stage's metrics are "
+                                 "incomplete; delete its checkpoint and metrics and rerun the workflow")
+            self._metrics[path] = rows
         return self._metrics[path]
+
+    def _episode_range(self, stage: str) -> tuple[int, int]:
+        if stage == ABLATION:
+            return 0, sum(s.episodes for s in self.stages)
+        start = 0
+        for s in self.stages:
+            if s.name == stage:
+                return start, start + s.episodes
+            start += s.episodes
+        raise KeyError(stage)
 
     def training_log(self, economy: str, seed: int, branch: str) -> dict[str, np.ndarray]:
         """A branch's whole training history: the shared prefix stages, then its own."""

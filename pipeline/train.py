@@ -71,7 +71,11 @@ def run_stage(
         raise ConfigError(f"unknown stage {stage!r}; the curriculum's stages are {list(curriculum.bounds)}")
     session = Session(config, variant)
     resume = Path(f"{out}.resume")
-    metrics_log = MetricsLog(out.with_suffix(".metrics.csv"))
+    # Until the stage completes, its metrics live beside the resume checkpoint under a name the workflow
+    # does not declare: Snakemake deletes the declared outputs of an interrupted job before rerunning it,
+    # and the rerun, resuming mid-stage, would otherwise lose every earlier episode's row.
+    metrics_path = out.with_suffix(".metrics.csv")
+    metrics_log = MetricsLog(Path(f"{metrics_path}.partial"))
 
     if resume.exists():
         payload = load_checkpoint(resume)
@@ -131,16 +135,17 @@ def run_stage(
                 refresh=False,
             )
             if session.episode % config.training.checkpoint_every == 0 and session.episode < end:
+                metrics_log.flush()  # first: the rows then always reach at least the resume checkpoint
                 save_checkpoint(payload(False), resume)
-                metrics_log.flush()
                 tracker.flush()
         bar.close()
         save_checkpoint(payload(True), out)
         metrics_log.flush()
+        metrics_log.path.replace(metrics_path)
         resume.unlink(missing_ok=True)
         tracker.log_metrics({"stage/wall_time_s": time.perf_counter() - began}, step=session.episode)
         tracker.log_artifact(out, "checkpoints")
-        tracker.log_artifact(metrics_log.path, "metrics")
+        tracker.log_artifact(metrics_path, "metrics")
         tracker.finish()
     except BaseException as err:
         bar.close()

@@ -112,8 +112,13 @@ def test_train_resumes_after_a_real_interrupt(tmp_path, stop):
     assert not out.exists()
     stopped_at = load_checkpoint(resume)["session"]["episode"]
     assert 0 < stopped_at < 40
+    # Until the stage completes its rows live under an undeclared name, which Snakemake's cleanup of an
+    # interrupted job's declared outputs (checkpoint and metrics CSV) leaves alone.
+    metrics = out.with_suffix(".metrics.csv")
+    assert not metrics.exists() and Path(f"{metrics}.partial").exists()
 
     assert train.main(args) == 0  # the restart picks up the resume checkpoint
+    assert not Path(f"{metrics}.partial").exists()
     assert not resume.exists()
     whole = tmp_path / "whole.pt"
     assert train.main(["--config", str(config), "--stage", "consumers", "--out", str(whole), "--no-progress"]) == 0
