@@ -913,27 +913,41 @@ def figure_welfare_vs_tax(results: Results, summary: dict, path: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     fixed = sorted((fixed_rate(plan, b), b) for b in plan.branches if fixed_rate(plan, b) is not None)
     colors = dict(zip(plan.economies, ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:brown")))
+    # One seed: its 95% intervals. Several: every seed's own point (hollow) around the mean of the seeds;
+    # a Student-t interval on two or three seed means is too wide to show anything.
+    several = len(plan.seeds) > 1
     for ax, (name, label, policy) in zip(axes.ravel(), panels):
         for economy in plan.economies:
             out = summary["economies"][economy]["over_seeds"]["outcomes"]
+            per_seed = [data["outcomes"] for data in summary["economies"][economy]["seeds"].values()]
             color = colors.get(economy, "k")
             if fixed:
                 rates = [100 * r for r, _ in fixed]
                 stats = [out[b][name] for _, b in fixed]
                 means = np.array([s["mean"] for s in stats])
-                err = np.array([[s["mean"] - s["ci95"][0], s["ci95"][1] - s["mean"]] for s in stats]).T
-                ax.errorbar(rates, means, yerr=np.nan_to_num(err), marker="o", capsize=3, color=color,
-                            label=f"{economy}: fixed taxes")
+                err = None if several else np.nan_to_num(
+                    np.array([[s["mean"] - s["ci95"][0], s["ci95"][1] - s["mean"]] for s in stats]).T)
+                ax.errorbar(rates, means, yerr=err, marker="o", capsize=3, color=color,
+                            label=f"{economy}: fixed taxes" + (" (mean of seeds)" if several else ""))
+                if several:
+                    for seed_out in per_seed:
+                        ax.plot(rates, [seed_out[b][name]["mean"] for _, b in fixed], ls="none", marker="o",
+                                mfc="none", ms=6, color=color, alpha=0.7)
             learned = out[policy][name]
             tax = 100 * out[policy]["income_tax_rate"]["mean"]
             lo, hi = learned["ci95"]
             ax.errorbar([tax], [learned["mean"]], yerr=[[learned["mean"] - lo], [hi - learned["mean"]]]
-                        if _finite(lo) else None, marker="*", markersize=14, color=color, ls="none",
+                        if _finite(lo) and not several else None, marker="*", markersize=14, color=color, ls="none",
                         label=f"{economy}: {_branch_style(plan, policy)['label']} (at its mean income tax)")
+            if several:
+                ax.plot([100 * o[policy]["income_tax_rate"]["mean"] for o in per_seed],
+                        [o[policy][name]["mean"] for o in per_seed], ls="none", marker="*", mfc="none", ms=11,
+                        color=color, alpha=0.7)
         ax.set_xlabel("tax rate (%)")
         ax.set_title(label)
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle("Fixed tax rates (income = corporate) vs the learned tax policy")
+    fig.suptitle("Fixed tax rates (income = corporate) vs the learned tax policy" +
+                 ("; hollow markers: each seed" if several else "; bars: 95% intervals"))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
