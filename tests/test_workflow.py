@@ -201,7 +201,9 @@ def test_planning_does_not_import_torch():
 def test_default_plan_shares_the_tax_free_stages_and_branches_after_them(default_config):
     plan = WorkflowPlan(default_config)
     assert plan.prefix_stages == ["consumers", "firms"] and plan.branch_stages == ["taxes", "government"]
-    assert list(plan.branches) == ["learned", "consumer_welfare", "fixed20", "fixed40", "fixed60", "fixed80"]
+    assert list(plan.branches) == ["learned", "consumer_welfare", "fixed00", "fixed20", "fixed40", "fixed60",
+                                   "fixed80"]
+    assert plan.seeds == [0, 1]
     assert plan.branch_of_stage("firms") == [PREFIX]
     assert plan.previous_stage("taxes") == "firms" and plan.previous_stage("consumers") is None
     assert plan.evaluated_branches()[-1] == ABLATION
