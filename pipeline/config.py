@@ -273,6 +273,14 @@ class CurriculumConfig:
     def total_episodes(self) -> int:
         return sum(s.episodes for s in self.stages)
 
+    def stage_bounds(self) -> dict[str, tuple[int, int]]:
+        """Each stage's episodes as [start, end), in curriculum order."""
+        bounds, start = {}, 0
+        for stage in self.stages:
+            bounds[stage.name] = (start, start + stage.episodes)
+            start += stage.episodes
+        return bounds
+
     def stage_index(self, name: str) -> int:
         for i, stage in enumerate(self.stages):
             if stage.name == name:

@@ -55,11 +55,7 @@ class Curriculum:
         self.economy = economy
         self.fixed_government = fixed_government
         self.max_corporate_tax = 1.0 if max_corporate_tax is None or fixed_government else max_corporate_tax
-        self.bounds: dict[str, tuple[int, int]] = {}
-        start = 0
-        for stage in config.stages:
-            self.bounds[stage.name] = (start, start + stage.episodes)
-            start += stage.episodes
+        self.bounds = config.stage_bounds()
         self.training_start = {
             g: next((self.bounds[s.name][0] for s in config.stages if g in s.train), None) for g in GROUPS
         }

@@ -219,7 +219,9 @@ class Results:
         self._metrics: dict[Path, dict[str, np.ndarray]] = {}
         first = next(iter(plan.economies)), plan.seeds[0]
         # Stage lengths and who trains when are the same for every economy and seed of a profile.
-        self.stages = ExperimentConfig.from_dict(plan.experiment_dict(*first, "train")).curriculum.stages
+        curriculum = ExperimentConfig.from_dict(plan.experiment_dict(*first, "train")).curriculum
+        self.stages = curriculum.stages
+        self.stage_bounds = {**curriculum.stage_bounds(), ABLATION: (0, curriculum.total_episodes)}
         self.evaluation = ExperimentConfig.from_dict(plan.experiment_dict(*first, "evaluate")).evaluation
         self.best_response = ExperimentConfig.from_dict(plan.experiment_dict(*first, "best_response")).best_response
         for economy in plan.economies:
@@ -245,7 +247,7 @@ class Results:
         path = self.pipe(economy, seed) / owner / f"{stage}.metrics.csv"
         if path not in self._metrics:
             rows = read_metrics(path)
-            first, last = self._episode_range(stage)
+            first, last = self.stage_bounds[stage]
             episodes = rows.get("episode", np.array([]))
             if not np.array_equal(episodes, np.arange(first, last)):
                 found = f"{int(episodes[0])}-{int(episodes[-1])} ({episodes.size} rows)" if episodes.size else "none"
@@ -253,16 +255,6 @@ class Results:
                                  "incomplete; delete its checkpoint and metrics and rerun the workflow")
             self._metrics[path] = rows
         return self._metrics[path]
-
-    def _episode_range(self, stage: str) -> tuple[int, int]:
-        if stage == ABLATION:
-            return 0, sum(s.episodes for s in self.stages)
-        start = 0
-        for s in self.stages:
-            if s.name == stage:
-                return start, start + s.episodes
-            start += s.episodes
-        raise KeyError(stage)
 
     def training_log(self, economy: str, seed: int, branch: str) -> dict[str, np.ndarray]:
         """A branch's whole training history: the shared prefix stages, then its own."""
@@ -831,10 +823,7 @@ def figure_training_curves(results: Results, path: Path) -> None:
     plan = results.plan
     economies = list(plan.economies)
     fig, axes = plt.subplots(len(economies), 3, figsize=(15, 3.6 * len(economies)), squeeze=False)
-    bounds, start = [], 0
-    for stage in results.stages:
-        bounds.append((stage.name, start, start + stage.episodes))
-        start += stage.episodes
+    bounds = [(stage.name, *results.stage_bounds[stage.name]) for stage in results.stages]
     prefix_end = bounds[len(plan.prefix_stages) - 1][2]
     for row, economy in enumerate(economies):
         for branch in plan.evaluated_branches():
