@@ -87,7 +87,9 @@ class PolicyConfig:
     """Networks (spec 7.2); `factory` swaps in a user's network builder `package.module:function`."""
 
     hidden_sizes: list[int] = field(default_factory=lambda: [128, 128])
-    bf16: bool = False
+    # bfloat16 autocast of the networks on the CPU: true, false, or "auto" (only where the CPU multiplies
+    # bf16 natively; elsewhere PyTorch emulates it and the networks run an order of magnitude slower).
+    bf16: bool | str = False
     factory: str | None = None
 
     def validate(self, key: str = "policy") -> None:
@@ -95,8 +97,8 @@ class PolicyConfig:
             _fail(f"{key}.hidden_sizes", self.hidden_sizes, "a non-empty list of positive integers")
         for i, size in enumerate(self.hidden_sizes):
             _integer(f"{key}.hidden_sizes.{i}", size, 1)
-        if not isinstance(self.bf16, bool):
-            _fail(f"{key}.bf16", self.bf16, "true or false")
+        if not isinstance(self.bf16, bool) and self.bf16 != "auto":
+            _fail(f"{key}.bf16", self.bf16, "true, false or 'auto'")
         if self.factory is not None and (not isinstance(self.factory, str) or ":" not in self.factory):
             _fail(f"{key}.factory", self.factory, "null or 'package.module:function'")
 

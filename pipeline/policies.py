@@ -152,8 +152,26 @@ class FixedAction(TensorDictModuleBase):
 NetworkFactory = Callable[[GroupLayout, dict], nn.Module]
 
 
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN multiplies bf16 matrices with the CPU's own instructions (AVX-512 or AMX).
+
+    Without them (an AVX2-only CPU) PyTorch falls back to a reference kernel and bf16 autocast makes the
+    networks about 14 times slower than fp32 instead of 1.3 times faster (measured on both kinds of machine).
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_bf16(setting: bool | str) -> bool:
+    """`policy.bf16` as a decision for this machine: "auto" is bf16 where it is fast, fp32 elsewhere."""
+    return cpu_has_fast_bf16() if setting == "auto" else bool(setting)
+
+
 def default_network(layout: GroupLayout, options: dict) -> nn.Module:
-    return ActorCriticNetwork(layout, tuple(options.get("hidden_sizes", (128, 128))), bool(options.get("bf16", False)))
+    return ActorCriticNetwork(layout, tuple(options.get("hidden_sizes", (128, 128))),
+                              resolve_bf16(options.get("bf16", False)))
 
 
 def load_factory(path: str | None) -> NetworkFactory:

@@ -28,6 +28,7 @@ from .checkpoint import CheckpointError, check_compatible, load_checkpoint, save
 from .config import ExperimentConfig
 from .curriculum import Curriculum
 from .metrics import MetricsLog
+from .policies import resolve_bf16
 from .session import Session, Variant
 from .tracking import Tracker
 
@@ -105,7 +106,8 @@ def run_stage(
         config.tracking,
         rule=f"train:{variant.label()}:{stage}",
         run_name=f"{stage} ({variant.label()})",
-        tags={"dge.stage": stage, "dge.variant": variant.label(), "dge.kind": "train"},
+        tags={"dge.stage": stage, "dge.variant": variant.label(), "dge.kind": "train",
+              "dge.bf16": str(resolve_bf16(config.policy.bf16)).lower()},
     ).start(params={"config": config.to_dict(), "variant": variant.as_dict(), "stage": stage})
 
     def payload(complete: bool) -> dict:

@@ -231,3 +231,14 @@ def test_bf16_network_stays_close_to_fp32():
     finite = logits32 > -1e8
     torch.testing.assert_close(logits16[finite], logits32[finite], atol=0.03, rtol=0.02)
     torch.testing.assert_close(value16, value32, atol=0.03, rtol=0.02)
+
+
+def test_bf16_auto_follows_the_cpu_and_explicit_settings_are_obeyed():
+    from pipeline.policies import cpu_has_fast_bf16, default_network, resolve_bf16
+
+    assert resolve_bf16(True) is True and resolve_bf16(False) is False
+    assert resolve_bf16("auto") is cpu_has_fast_bf16()
+    env = RBCEnv(FULL_FIRMS, num_envs=1, seed=0)
+    layout = group_layouts(env)["firm"]
+    assert default_network(layout, {"bf16": "auto"}).bf16 is cpu_has_fast_bf16()
+    assert default_network(layout, {"bf16": True}).bf16 is True

@@ -159,6 +159,7 @@ def test_prefix_may_hold_every_stage_before_the_government_trains(default_config
         (("economy", "observation_encoding"), "binary", "experiment.economy.observation_encoding"),
         (("evaluation", "episodes"), 0, "experiment.evaluation.episodes"),
         (("best_response", "window"), -1, "experiment.best_response.window"),
+        (("policy", "bf16"), "fast", "experiment.policy.bf16"),
     ],
 )
 def test_bad_experiment_values_fail_naming_the_full_key(default_config, path, value, named):
@@ -579,6 +580,30 @@ def test_a_firm_idle_in_one_seed_is_reported_although_the_pooled_mean_hides_it()
     assert idle_firms(per_firm(results, "open", "learned", [0])) == [1]
     assert idle_firms(per_firm(results, "open", "learned", [1])) == []
     assert per_firm(results, "open", "learned", [1])["domestic_share"] == pytest.approx([0.5, 1.0])
+
+
+def test_learned_taxes_are_compared_with_every_fixed_rate_and_with_the_papers_rates_alone():
+    from types import SimpleNamespace
+
+    from pipeline.report import _per_step_welfare_text, welfare_table
+
+    def evaluation(mean: float) -> dict:
+        return {"metrics": {"welfare/total": {"mean": mean, "ci95": [mean - 10.0, mean + 10.0]}}}
+
+    rates = {"learned": None, "fixed00": 0.0, "fixed20": 0.2, "fixed40": 0.4}
+    welfare = {"learned": 3000.0, "fixed00": 3100.0, "fixed20": 2500.0, "fixed40": 10.0}
+    results = SimpleNamespace(
+        plan=SimpleNamespace(seeds=[0], branches={b: SimpleNamespace(fixed_tax=r) for b, r in rates.items()}),
+        evaluations={("open", 0, b): evaluation(w) for b, w in welfare.items()},
+    )
+    table = welfare_table(results, "open", 0, "welfare/total", "learned")
+    assert table["best_fixed"]["rate"] == 0.0 and table["ratio_to_best_fixed"] == pytest.approx(3000 / 3100)
+    # a zero tax is not among the paper's rates: its own comparison is with 20%
+    assert table["best_paper_rate"]["rate"] == 0.2
+    assert table["ratio_to_best_paper_rate"] == pytest.approx(3000 / 2500)
+    assert table["ci_overlap_with_best_paper_rate"] is False
+    text = _per_step_welfare_text(table, episode_length=10)
+    assert "learned 300" in text and "best fixed 310" in text and "best of the paper's rates 250" in text
 
 
 def test_correlation_reports_sign_strength_and_an_interval():
