@@ -47,7 +47,7 @@ from pipeline.config import GROUPS, ExperimentConfig  # noqa: E402
 from pipeline.curriculum import Curriculum  # noqa: E402
 from pipeline.distributions import MaskedCategorical, MultiHeadCategorical  # noqa: E402
 from pipeline.metrics import episode_metrics  # noqa: E402
-from pipeline.policies import group_layouts  # noqa: E402
+from pipeline.policies import cpu_has_fast_bf16, group_layouts  # noqa: E402
 from pipeline.session import Session  # noqa: E402
 
 UPDATE_TARGET = 0.40
@@ -296,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    report: dict = {"threads": args.threads, "load_before": os.getloadavg()[0], "peak": {}, "runs": {}}
+    report: dict = {"threads": args.threads, "load_before": os.getloadavg()[0], "peak": {}, "runs": {},
+                    "cpu_has_fast_bf16": cpu_has_fast_bf16()}
     for num_envs in args.envs:
         rates = matmul_rate(update_shapes(num_envs) + [(2048, 2048, 2048)], torch.float32, 5)
         bf16_rates = matmul_rate(update_shapes(num_envs)[:1], torch.bfloat16, 5)
@@ -335,6 +336,8 @@ def print_report(report: dict) -> None:
           f"medians.\nLoad average before/after: {report['load_before']:.1f} / {report['load_after']:.1f}"
           + ("  << other work was running: the figures understate this machine" if
              max(report["load_before"], report["load_after"]) > 0.5 else ""))
+    print("Native bf16 matmuls on this CPU: " + ("yes, `policy.bf16: auto` uses bf16 autocast" if
+          report["cpu_has_fast_bf16"] else "no, `policy.bf16: auto` stays in fp32 (bf16 would be emulated)"))
     header = (f"{'run':>16} {'E':>4} {'s/iter':>7} {'agent-steps/s':>14} {'rollout':>8} {'floor':>6} {'ratio':>6} "
               f"{'<=1.3':>5} {'update':>7} {'GFLOP':>6} {'GFLOP/s':>8} {'peak':>5} {'frac':>5} {'>=40%':>5}")
     print("\n" + header)
