@@ -606,6 +606,32 @@ def test_learned_taxes_are_compared_with_every_fixed_rate_and_with_the_papers_ra
     assert "learned 300" in text and "best fixed 310" in text and "best of the paper's rates 250" in text
 
 
+def test_relations_across_runs_take_one_point_per_producing_run():
+    from types import SimpleNamespace
+
+    from pipeline.report import across_runs
+
+    def evaluation(price: float, consumption: float, production: float) -> dict:
+        values = {"price": price, "consumption": consumption, "production": production, "wage": 10.0,
+                  "hours": 100.0 + price / 100}
+        return {"metrics": {f"economy/{k}": {"mean": v, "ci95": [v, v]} for k, v in values.items()}}
+
+    runs = {("open", 0, "learned"): evaluation(2000.0, 2.0, 90.0),
+            ("open", 0, "fixed20"): evaluation(1500.0, 3.0, 80.0),
+            ("open", 1, "learned"): evaluation(1000.0, 4.0, 70.0),
+            ("open", 1, "fixed20"): evaluation(500.0, 5.5, 85.0),
+            ("open", 0, "fixed80"): evaluation(1200.0, 0.0, 0.0),  # collapsed: no market, no point
+            ("open", 1, "fixed80"): evaluation(1100.0, 0.0, 0.2)}
+    results = SimpleNamespace(
+        plan=SimpleNamespace(seeds=[0, 1], evaluated_branches=lambda: ["learned", "fixed20", "fixed80"]),
+        evaluations=runs)
+    relations = across_runs(results, "open")
+    assert [(p["seed"], p["branch"]) for p in relations["runs"]] == [(0, "learned"), (0, "fixed20"), (1, "learned"),
+                                                                     (1, "fixed20")]
+    assert relations["price_vs_consumption"]["n"] == 4 and relations["price_vs_consumption"]["r"] < -0.95
+    assert relations["wage_vs_hours"]["r"] != relations["wage_vs_hours"]["r"]  # wage constant: undefined (NaN)
+
+
 def test_correlation_reports_sign_strength_and_an_interval():
     import numpy as np
 
