@@ -242,3 +242,48 @@ def test_bf16_auto_follows_the_cpu_and_explicit_settings_are_obeyed():
     layout = group_layouts(env)["firm"]
     assert default_network(layout, {"bf16": "auto"}).bf16 is cpu_has_fast_bf16()
     assert default_network(layout, {"bf16": True}).bf16 is True
+
+
+@pytest.mark.parametrize("encoding", ["symlog", "digits"])
+def test_firm_equivariant_consumers_score_firms_by_their_terms_not_their_index(encoding):
+    from pipeline.equivariant import FirmEquivariantConsumerNetwork, build
+
+    torch.manual_seed(0)
+    env = RBCEnv(RBCConfig(n_consumers=3, n_firms=4, observation_encoding=encoding), num_envs=2, seed=0)
+    layouts = group_layouts(env)
+    network = build(layouts["consumer"], {"hidden_sizes": [16, 16]})
+    assert isinstance(network, FirmEquivariantConsumerNetwork)
+    assert isinstance(build(layouts["firm"], {}), ActorCriticNetwork)
+    td = env.reset()
+    glob = td["global_observation"].clone()
+    terms = network.firm_terms(glob)
+    assert terms.shape == (2, 4, 3 + network.stock_width)
+    assert torch.equal(terms[..., 0], glob[..., :4])  # prices first
+    # firms 1 and 3 post the same terms as firm 0; firm 2 differs
+    F, w = 4, network.stock_width
+    for i in (1, 3):
+        glob[..., i] = glob[..., 0]
+        glob[..., F + i] = glob[..., F]
+        glob[..., 2 * F + i * w:2 * F + (i + 1) * w] = glob[..., 2 * F:2 * F + w]
+        glob[..., 2 * F + F * w + i] = glob[..., 2 * F + F * w]
+    glob[..., 2] = glob[..., 0] + 0.5
+    mask = env.action_mask("consumer")
+    logits, value = network(glob, td["consumer", "observation"], mask)
+    assert logits.shape == (2, 3, *mask.shape) and value.shape == (2, 3, 1)
+    assert (logits[..., ~mask] <= -1e8).all()  # padding and masked choices stay masked
+    consumption, employer = logits[..., :F, :], logits[..., F + 1, :F]
+    for i in (1, 3):
+        torch.testing.assert_close(consumption[..., i, :], consumption[..., 0, :])
+        torch.testing.assert_close(employer[..., i], employer[..., 0])
+    assert not torch.allclose(employer[..., 2], employer[..., 0])
+    logits.masked_fill(~mask, 0).sum().add(value.sum()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in network.parameters())
+
+
+def test_firm_equivariant_consumers_train_in_a_session():
+    session = Session(small_config(policy={"factory": "pipeline.equivariant:build"}))
+    network = session.policies["consumer"].network
+    assert type(network).__name__ == "FirmEquivariantConsumerNetwork"
+    before = [p.detach().clone() for p in network.parameters()]
+    session.run_episode(_plan(session, ("consumer", "firm", "government")))
+    assert any(not torch.equal(a, b) for a, b in zip(before, network.parameters()))
