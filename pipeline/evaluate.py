@@ -5,7 +5,8 @@
 Every economy-episode is one sample; the summary gives means with 95% confidence intervals for
 per-type rewards, welfare in both variants and the economic readout (prices, wages, hours,
 consumption, production, exports, taxes), per-firm detail (domestic share of sales, employment),
-and one full trajectory of the first economy for plotting.
+one full trajectory of the first economy for plotting, and the consumer policy's answer to each
+firm's posted wage and price (pipeline.probes).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .checkpoint import CheckpointError, check_compatible, load_checkpoint
 from .config import ExperimentConfig
 from .curriculum import Curriculum, EpisodePlan
 from .metrics import economy_samples, mean_ci95
+from .probes import consumer_responses
 from .session import Session, Variant
 from .tracking import Tracker
 
@@ -108,6 +110,7 @@ def evaluate_session(session: Session, plan: EpisodePlan, episodes: int, keep_tr
             firms.setdefault(key, []).append(value)
         if first is None and keep_trajectory:
             first = trajectory(data)
+            responses = consumer_responses(session, data)
     stacked = {k: torch.cat(v) for k, v in samples.items()}
     per_firm = {k: torch.cat(v) for k, v in firms.items()}  # (episodes * E, F)
     summary = {key: mean_ci95(value) for key, value in stacked.items()}
@@ -128,6 +131,7 @@ def evaluate_session(session: Session, plan: EpisodePlan, episodes: int, keep_tr
     ]
     if first is not None:
         result["trajectory"] = first
+        result["consumer_response"] = responses
     return result
 
 

@@ -59,6 +59,10 @@ FIRM_COLUMNS = ("price", "wage", "hours", "workers", "production", "sales", "exp
 # steps), counts as employing nobody in the report's per-seed check of "every firm employs someone".
 IDLE_FIRM_WORKERS = 0.1
 
+# A firm whose employer probability moves by less than this between the lowest and the highest wage of
+# the grid is one whose wage the consumers ignore (a firm that reads as a firm moves it by 0.5 or more).
+IGNORED_WAGE_RESPONSE = 0.05
+
 # The paper's relations of Fig. 7 are across converged runs; a run (seed, branch) whose firms produce less
 # than this many units per firm and step has no market to read a price or a wage relation from.
 LIVE_RUN_PRODUCTION = 1.0
@@ -430,6 +434,14 @@ def across_runs(results: Results, economy: str) -> dict:
     }
 
 
+def ignored_firms(response: dict | None) -> list[int] | None:
+    """Firms whose posted wage does not move the consumers' employer choice (None without a probe)."""
+    if not response:
+        return None
+    return [i for i, row in enumerate(response["employer_probability"])
+            if abs(row[-1] - row[0]) < IGNORED_WAGE_RESPONSE]
+
+
 def plausibility(results: Results, economy: str) -> dict:
     """The paper's checks of economic sense, computed on this run's data."""
     plan = results.plan
@@ -532,6 +544,9 @@ def build_summary(results: Results, logs: Path) -> dict:
             "per_firm": per_firm(results, economy, "learned"),
             "per_firm_by_seed": firms_by_seed,
             "idle_firms_by_seed": {seed: idle_firms(table) for seed, table in firms_by_seed.items()},
+            "consumer_response_by_seed": {
+                str(seed): results.evaluations[economy, seed, "learned"].get("consumer_response")
+                for seed in plan.seeds},
             "plausibility": plausibility(results, economy),
         }
     primary = "open" if "open" in plan.economies else next(iter(plan.economies))
@@ -624,6 +639,35 @@ def _per_seed_comparison(data: dict, table: str, policy_branch: str, add) -> Non
 def idle_firms(per_firm_table: dict) -> list[int]:
     """Firms that employ nobody (fewer than IDLE_FIRM_WORKERS workers per step on average)."""
     return [i for i, stat in enumerate(per_firm_table.get("workers", [])) if stat["mean"] < IDLE_FIRM_WORKERS]
+
+
+def _consumer_response_section(by_seed: dict, economy: str, add) -> None:
+    """The probe of pipeline.probes, one table per seed: does each firm's wage and price move the consumers?"""
+    if not any(by_seed.values()):
+        return
+    add(f"## Consumers' answer to one firm's terms: learned taxes ({economy} economy)")
+    add("")
+    add("The trained consumer policy asked, on the observations of one evaluation episode, what it would do if "
+        "one firm alone posted each wage (probability that a consumer picks it as employer) or each price (units "
+        "of its good a consumer asks for), everything else as observed. A firm whose wage moves its employer "
+        f"probability by less than {IGNORED_WAGE_RESPONSE:g} is one the consumers ignore by its index: no wage it "
+        "posts brings workers.")
+    add("")
+    for seed, response in by_seed.items():
+        if not response:
+            continue
+        wages, prices = response["wage_grid"], response["price_grid"]
+        add(f"Seed {seed}:")
+        add("")
+        add("| Firm | " + " | ".join(f"employer at wage {w:g}" for w in wages) +
+            f" | units at price {prices[0]:g} | units at price {prices[-1]:g} |")
+        add("|" + "---|" * (len(wages) + 3))
+        for i, (employer, demand) in enumerate(zip(response["employer_probability"], response["demand_units"])):
+            add(f"| {i} | " + " | ".join(f"{x:.3f}" for x in employer) + f" | {demand[0]:.2f} | {demand[-1]:.2f} |")
+        ignored = ignored_firms(response)
+        add("")
+        add(f"Firms whose wage the consumers ignore: {', '.join(map(str, ignored)) if ignored else 'none'}.")
+        add("")
 
 
 def render_markdown(summary: dict, results: Results) -> str:
@@ -781,6 +825,7 @@ def render_markdown(summary: dict, results: Results) -> str:
                  if "domestic_share" in table else _num(table["workers"][i]["mean"]) for i in range(n_firms)]
         add(f"| {seed} | " + " | ".join(cells) + f" | {', '.join(map(str, idle)) if idle else 'none'} |")
     add("")
+    _consumer_response_section(summary["economies"][primary]["consumer_response_by_seed"], primary, add)
 
     if plan.ablation:
         add("## Curriculum vs no curriculum (ablation)")

@@ -398,7 +398,7 @@ def test_smoke_report_has_the_required_keys_and_figures(smoke_run):
     text = (results / "summary.md").read_text()
     for heading in ("Welfare: learned taxes vs fixed taxes (open economy)", "Consumer-only welfare",
                     "Best-response gaps", "Per firm", "Curriculum vs no curriculum", "Economies side by side",
-                    "Economic plausibility", "Wall time"):
+                    "Economic plausibility", "Wall time", "Consumers' answer to one firm's terms"):
         assert heading in text, heading
 
 

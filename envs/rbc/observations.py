@@ -84,6 +84,19 @@ class ObservationEncoder:
             dim=-1,
         )
 
+    def with_firm_terms(self, global_obs: Tensor, firm: int, price: float | None = None,
+                        wage: float | None = None) -> Tensor:
+        """A copy of global observations in which one firm posts the given price and/or wage.
+
+        For probing a trained policy's answer to one firm's terms with everything else as observed.
+        """
+        out = global_obs.clone()
+        if price is not None:
+            out[..., firm] = price / self.price_scale
+        if wage is not None:
+            out[..., self.n_firms + firm] = wage / self.wage_scale
+        return out
+
     def consumer_observation(self, state: EconomyState) -> Tensor:
         """(E, C, width + 1): own budget, own (annealed) labor disutility."""
         return torch.cat(
