@@ -155,8 +155,9 @@ NetworkFactory = Callable[[GroupLayout, dict], nn.Module]
 def cpu_has_fast_bf16() -> bool:
     """Whether oneDNN multiplies bf16 matrices with the CPU's own instructions (AVX-512 or AMX).
 
-    Without them (an AVX2-only CPU) PyTorch falls back to a reference kernel and bf16 autocast makes the
-    networks about 14 times slower than fp32 instead of 1.3 times faster (measured on both kinds of machine).
+    Without them (an AVX2-only CPU) PyTorch falls back to a reference kernel and bf16 autocast makes a
+    training iteration about 5 times slower than fp32 instead of 1.3 times faster (benchmarks/train_throughput.py
+    on both kinds of machine).
     """
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
