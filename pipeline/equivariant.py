@@ -10,8 +10,8 @@ good i and the employer choice depend on firm i's posted terms, not on which fir
 and the value come from the consumer's state and the whole economy, as in the spec's network. Firms and
 the government keep the spec's network.
 
-This is an alternative to the spec's architecture, not a part of the model; the default profile does
-not use it.
+This is an alternative to the spec's architecture, not a part of the model. The default and smoke
+profiles use it; the paper profile keeps the spec's network (`policy.factory: null`).
 """
 
 from __future__ import annotations

@@ -223,6 +223,11 @@ def test_profiles_differ_from_default_only_where_they_say(default_config):
     assert smoke.experiment_dict("open", 0)["economy"] == {"n_consumers": 4, "n_firms": 2, "open_economy": True}
     paper = WorkflowPlan(merged(DEFAULT, ROOT / "workflow" / "config" / "paper.yaml"))
     assert paper.seeds == [0, 1, 2] and paper.experiment["training"]["num_envs"] == 128
+    # The default and smoke profiles use the firm-equivariant consumers; the paper profile the spec's network.
+    default = WorkflowPlan(merged(DEFAULT))
+    assert default.experiment["policy"]["factory"] == "pipeline.equivariant:build"
+    assert smoke.experiment["policy"]["factory"] == "pipeline.equivariant:build"
+    assert paper.experiment["policy"]["factory"] is None
 
 
 # ---------------------------------------------------------------------------------------- dry-runs and lint
