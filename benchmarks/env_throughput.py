@@ -4,7 +4,7 @@ For the full 100/10/1 economy at several numbers of parallel economies, one run 
   (a) the bare step: `env.step` on a fixed action TensorDict, and the pure `step_economy` kernel;
   (b) `env.rollout(T, break_when_any_done=False)` under the env's random policy, with and without a
       preallocated `out=` buffer reused across calls;
-  (c) the consumer policy's forward pass (spec 7.2) on the same batch: `pipeline.policies` when it
+  (c) the consumer policy's forward pass (spec 7.2) on the same batch: `pipeline.learning.policies` when it
       is importable, otherwise a stand-in with the same shapes;
 and prints agent-steps per second plus two ratios with their targets:
   rollout / bare step     <= 1.5   (TorchRL's trajectory plumbing should not dominate),
@@ -81,7 +81,7 @@ def consumer_forward(env: RBCEnv):
     """A callable running the consumer policy once on a reset batch, and its description."""
     td = env.reset()
     try:
-        from pipeline.policies import build_policies
+        from pipeline.learning.policies import build_policies
     except ImportError:
         build_policies = None
     if build_policies is not None:
@@ -92,7 +92,7 @@ def consumer_forward(env: RBCEnv):
             with torch.no_grad():
                 module(batch.clone(False))
 
-        return run, "pipeline.policies consumer actor+critic"
+        return run, "pipeline.learning.policies consumer actor+critic"
     mask = td["consumer", "action_mask"]
     net = StandInConsumerPolicy(env.encoder.global_dim + env.encoder.consumer_dim, mask.shape[-2], mask.shape[-1])
 

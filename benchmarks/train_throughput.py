@@ -44,11 +44,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from pipeline.config import GROUPS, ExperimentConfig  # noqa: E402
-from pipeline.curriculum import Curriculum  # noqa: E402
-from pipeline.distributions import MaskedCategorical, MultiHeadCategorical  # noqa: E402
-from pipeline.metrics import episode_metrics  # noqa: E402
-from pipeline.policies import cpu_has_fast_bf16, group_layouts  # noqa: E402
-from pipeline.session import Session  # noqa: E402
+from pipeline.learning.curriculum import Curriculum  # noqa: E402
+from pipeline.learning.distributions import MaskedCategorical, MultiHeadCategorical  # noqa: E402
+from pipeline.learning.metrics import episode_metrics  # noqa: E402
+from pipeline.learning.policies import cpu_has_fast_bf16, group_layouts  # noqa: E402
+from pipeline.learning.session import Session  # noqa: E402
 
 UPDATE_TARGET = 0.40
 ROLLOUT_TARGET = 1.3

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from envs.rbc.backends import EncodedObservations
 from envs.rbc.config import RBCConfig
 from envs.rbc.dynamics import EconomyParameters, EconomyState, StepOutcome
 from envs.rbc.observations import SYMLOG_SCALE, ObservationEncoder
@@ -245,12 +246,8 @@ def build_params_blob(config: RBCConfig) -> bytes:
     return bytes(header) + float_table.tobytes() + padding + moduli.tobytes()
 
 
-class Observations(NamedTuple):
-    """Encoded observations of one state, as the ObservationEncoder lays them out."""
-
-    global_observation: Tensor  # (E, global_dim)
-    consumer: Tensor  # (E, C, consumer_dim)
-    firm: Tensor  # (E, F, firm_dim)
+# The encoded observations a backend returns, in the layout envs defines for every backend.
+Observations = EncodedObservations
 
 
 @dataclass

@@ -21,7 +21,7 @@ from envs.rbc.config import ConfigError, RBCConfig, load_yaml
 
 GROUPS = ("consumer", "firm", "government")
 ALGORITHMS = ("ppo", "pg")
-# The environment's step implementations (envs.rbc.env.BACKENDS), restated so that reading a
+# The step backends the project ships (envs.rbc.backends.available_backends()), restated so that reading a
 # config does not import the environment.
 BACKENDS = ("torch", "cuda")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import yaml
 
 from pipeline.config import ExperimentConfig
-from pipeline.curriculum import Curriculum
-from pipeline.session import Session
+from pipeline.learning.curriculum import Curriculum
+from pipeline.learning.session import Session
 
 # The four stages of the paper's curriculum, shrunk to a few episodes each, with the firm mask
 # opening over the first stage and the tax mask over the third, so every schedule changes value

@@ -7,10 +7,11 @@ import pickle
 import pytest
 import torch
 
-from pipeline import checkpoint as ckpt_module
-from pipeline.checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint
-from pipeline.session import Session
-from pipeline.train import run_stage
+from pipeline.learning import checkpoint as ckpt_module
+from pipeline.learning.checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint
+from pipeline.learning.session import Session
+from pipeline.learning.train import run_stage
+
 from pipeline_support import small_config
 
 

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline import best_response, evaluate, train
-from pipeline.checkpoint import load_checkpoint
+from pipeline.analysis import best_response, evaluate
+from pipeline.learning import train
+from pipeline.learning.checkpoint import load_checkpoint
+
 from pipeline_support import SMALL_PIPELINE, small_config_dict, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +44,7 @@ def pipeline(tmp_path_factory):
         if previous is not None:
             args += ["--init", str(previous)]
         if i == 0:
-            done = run_module("pipeline.train", *args, cwd=root)
+            done = run_module("pipeline.learning.train", *args, cwd=root)
             assert done.returncode == 0, done.stderr
         else:
             assert train.main(args) == 0
@@ -98,7 +100,7 @@ def test_train_resumes_after_a_real_interrupt(tmp_path, stop):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     # A test runner started in the background (`cmd &` in a script) passes SIGINT on as ignored,
     # and Python then installs no KeyboardInterrupt handler: restore what a terminal would give.
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.train", *args], cwd=tmp_path, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.learning.train", *args], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     resume = Path(f"{out}.resume")
@@ -131,7 +133,7 @@ def test_train_resumes_after_a_real_interrupt(tmp_path, stop):
 
 def test_bad_config_value_exits_2_naming_the_key(tmp_path):
     config = write_config(tmp_path / "c.yaml", SMALL_PIPELINE)
-    done = run_module("pipeline.train", "--config", str(config), "--stage", "consumers", "--out",
+    done = run_module("pipeline.learning.train", "--config", str(config), "--stage", "consumers", "--out",
                       str(tmp_path / "x.pt"), "--set", "training.ppo_epochs=0", cwd=tmp_path)
     assert done.returncode == 2
     assert "training.ppo_epochs" in done.stderr and "Traceback" not in done.stderr

@@ -9,8 +9,9 @@ import torch
 
 from envs.rbc.config import RBCConfig
 from pipeline.config import CurriculumConfig
-from pipeline.curriculum import Curriculum
-from pipeline.session import Session, Variant
+from pipeline.learning.curriculum import Curriculum
+from pipeline.learning.session import Session, Variant
+
 from pipeline_support import small_config
 
 PRICES = [0, 500, 1000, 1500, 2000, 2500]
@@ -151,7 +152,7 @@ def test_fixed_tax_session_plays_the_fixed_rate_and_keeps_its_government():
 
 
 def test_corporate_cap_survives_the_checkpoint_and_reaches_evaluation():
-    from pipeline.evaluate import final_plan
+    from pipeline.analysis.evaluate import final_plan
 
     variant = Variant(welfare="consumer_only", max_corporate_tax=0.4)
     assert Variant(**variant.as_dict()) == variant

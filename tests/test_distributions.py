@@ -11,7 +11,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import ProbabilisticActor, ValueOperator
 from torchrl.objectives import ClipPPOLoss
 
-from pipeline.distributions import MaskedCategorical, MultiHeadCategorical
+from pipeline.learning.distributions import MaskedCategorical, MultiHeadCategorical
 
 # Heads of different widths padded to the widest, like the consumers' 11/5/N_f heads.
 HEAD_SIZES = [11, 11, 11, 5, 3]

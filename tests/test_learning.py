@@ -17,17 +17,17 @@ rewards, which is what a lucky seed could explain.
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-import pytest
-
-from pipeline import session as session_module
-from pipeline.best_response import run_best_response
-from pipeline.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.analysis.best_response import run_best_response
 from pipeline.config import ExperimentConfig
-from pipeline.curriculum import Curriculum
-from pipeline.session import Session
-from pipeline.train import run_stage
+from pipeline.learning import session as session_module
+from pipeline.learning.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.learning.curriculum import Curriculum
+from pipeline.learning.session import Session
+from pipeline.learning.train import run_stage
+
 from pipeline_support import evaluate, single_stage, small_config, small_config_dict, train_episodes
 
 SEEDS = (0, 1, 2)

@@ -14,8 +14,9 @@ from envs.rbc.config import ConfigError, RBCConfig
 from envs.rbc.env import RBCEnv
 from envs.rbc.observations import full_observation
 from pipeline.config import ExperimentConfig
-from pipeline.policies import ActorCriticNetwork, build_policies, group_layouts, load_factory
-from pipeline.session import Session
+from pipeline.learning.policies import ActorCriticNetwork, build_policies, group_layouts, load_factory
+from pipeline.learning.session import Session
+
 from pipeline_support import single_stage, small_config
 
 FULL_FIRMS = RBCConfig(n_consumers=3, n_firms=10)  # 10 firms: the consumer has the spec's 12 heads
@@ -170,7 +171,7 @@ def test_user_network_factory_is_loaded_from_package_module_function(tmp_path, m
     (package / "__init__.py").write_text("")
     (package / "nets.py").write_text(textwrap.dedent(
         """
-        from pipeline.policies import ActorCriticNetwork
+        from pipeline.learning.policies import ActorCriticNetwork
 
         class Wide(ActorCriticNetwork):
             pass
@@ -210,7 +211,7 @@ def test_user_network_factory_is_loaded_from_package_module_function(tmp_path, m
 
 
 def _plan(session, train):
-    from pipeline.curriculum import Curriculum
+    from pipeline.learning.curriculum import Curriculum
 
     plan = Curriculum(session.config.curriculum, session.economy).plan(0)
     return type(plan)(**{**plan.__dict__, "train": train})
@@ -234,7 +235,7 @@ def test_bf16_network_stays_close_to_fp32():
 
 
 def test_bf16_auto_follows_the_cpu_and_explicit_settings_are_obeyed():
-    from pipeline.policies import cpu_has_fast_bf16, default_network, resolve_bf16
+    from pipeline.learning.policies import cpu_has_fast_bf16, default_network, resolve_bf16
 
     assert resolve_bf16(True) is True and resolve_bf16(False) is False
     assert resolve_bf16("auto") is cpu_has_fast_bf16()
@@ -246,7 +247,7 @@ def test_bf16_auto_follows_the_cpu_and_explicit_settings_are_obeyed():
 
 @pytest.mark.parametrize("encoding", ["symlog", "digits"])
 def test_firm_equivariant_consumers_score_firms_by_their_terms_not_their_index(encoding):
-    from pipeline.equivariant import FirmEquivariantConsumerNetwork, build
+    from pipeline.learning.equivariant import FirmEquivariantConsumerNetwork, build
 
     torch.manual_seed(0)
     env = RBCEnv(RBCConfig(n_consumers=3, n_firms=4, observation_encoding=encoding), num_envs=2, seed=0)
@@ -281,7 +282,7 @@ def test_firm_equivariant_consumers_score_firms_by_their_terms_not_their_index(e
 
 
 def test_firm_equivariant_consumers_train_in_a_session():
-    session = Session(small_config(policy={"factory": "pipeline.equivariant:build"}))
+    session = Session(small_config(policy={"factory": "pipeline.learning.equivariant:build"}))
     network = session.policies["consumer"].network
     assert type(network).__name__ == "FirmEquivariantConsumerNetwork"
     before = [p.detach().clone() for p in network.parameters()]

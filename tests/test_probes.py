@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.policies import ActorCriticNetwork
-from pipeline.probes import consumer_responses
-from pipeline.report import ignored_firms
-from pipeline.session import Session
+from pipeline.analysis.probes import consumer_responses
+from pipeline.analysis.report import ignored_firms
+from pipeline.learning.policies import ActorCriticNetwork
+from pipeline.learning.session import Session
+
 from pipeline_support import small_config
 
 

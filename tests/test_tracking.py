@@ -13,10 +13,10 @@ import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from pipeline import session as session_module
-from pipeline.train import run_stage
-from pipeline_support import small_config
+from pipeline.learning import session as session_module
+from pipeline.learning.train import run_stage
 
+from pipeline_support import small_config
 
 EXPERIMENT = "dge-marl-tests"
 RULE = "train:learned:consumers"

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from envs.rbc.config import ConfigError
-from pipeline.workflow_plan import ABLATION, CONFIG_KINDS, PREFIX, WorkflowPlan
+from pipeline.orchestration.plan import ABLATION, CONFIG_KINDS, PREFIX, WorkflowPlan
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
@@ -181,7 +181,7 @@ def test_a_bad_value_in_one_economy_is_reported_with_that_economy(default_config
 def test_fixed_tax_check_of_the_plan_agrees_with_the_environment():
     from envs.rbc.actions import fixed_tax_action
     from envs.rbc.config import RBCConfig
-    from pipeline.workflow_plan import on_tax_grids
+    from pipeline.orchestration.plan import on_tax_grids
 
     economy = RBCConfig(income_tax_grid=[0.0, 0.3, 0.6, 0.9], corporate_tax_grid=[0.0, 0.3, 0.5, 0.9])
     for rate in (0.0, 0.3, 0.5, 0.6, 0.9, 0.3 + 1e-12, 0.31, 1.0, -0.3, "0.3", True, None):
@@ -195,7 +195,7 @@ def test_fixed_tax_check_of_the_plan_agrees_with_the_environment():
 
 def test_planning_does_not_import_torch():
     """Every snakemake call builds the plan; loading torch there would cost seconds per call."""
-    code = "import sys, pipeline.workflow_plan; assert 'torch' not in sys.modules, 'torch was imported'"
+    code = "import sys, pipeline.orchestration.plan; assert 'torch' not in sys.modules, 'torch was imported'"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
 
@@ -225,8 +225,8 @@ def test_profiles_differ_from_default_only_where_they_say(default_config):
     assert paper.seeds == [0, 1, 2] and paper.experiment["training"]["num_envs"] == 128
     # The default and smoke profiles use the firm-equivariant consumers; the paper profile the spec's network.
     default = WorkflowPlan(merged(DEFAULT))
-    assert default.experiment["policy"]["factory"] == "pipeline.equivariant:build"
-    assert smoke.experiment["policy"]["factory"] == "pipeline.equivariant:build"
+    assert default.experiment["policy"]["factory"] == "pipeline.learning.equivariant:build"
+    assert smoke.experiment["policy"]["factory"] == "pipeline.learning.equivariant:build"
     assert paper.experiment["policy"]["factory"] is None
 
 
@@ -411,7 +411,7 @@ def test_smoke_report_has_the_required_keys_and_figures(smoke_run):
 def test_smoke_run_is_tracked_as_one_tree_per_pipeline(smoke_run):
     from mlflow.tracking import MlflowClient
 
-    from pipeline.session import Variant
+    from pipeline.learning.session import Variant
 
     plan = smoke_run["plan"]
     client = MlflowClient(tracking_uri=smoke_run["uri"])
@@ -560,7 +560,7 @@ def test_jobs_that_race_to_create_the_parent_settle_on_one(tmp_path):
 
 # ---------------------------------------------------------------------------------------- the report's arithmetic
 def test_over_seeds_interval_is_student_t_from_the_spread_of_seed_means():
-    from pipeline.report import across_seeds
+    from pipeline.analysis.report import across_seeds
 
     one = across_seeds([{"mean": 2.0, "ci95": [1.0, 3.0]}])
     assert one["mean"] == 2.0 and one["ci95"] == [1.0, 3.0]  # one seed: its own interval
@@ -572,7 +572,7 @@ def test_over_seeds_interval_is_student_t_from_the_spread_of_seed_means():
 def test_a_firm_idle_in_one_seed_is_reported_although_the_pooled_mean_hides_it():
     from types import SimpleNamespace
 
-    from pipeline.report import idle_firms, per_firm
+    from pipeline.analysis.report import idle_firms, per_firm
 
     def samples(workers_firm1: float) -> dict:
         rows = [[3.0, workers_firm1], [4.0, workers_firm1]]  # two economy-episodes, two firms
@@ -590,7 +590,7 @@ def test_a_firm_idle_in_one_seed_is_reported_although_the_pooled_mean_hides_it()
 def test_learned_taxes_are_compared_with_every_fixed_rate_and_with_the_papers_rates_alone():
     from types import SimpleNamespace
 
-    from pipeline.report import _per_step_welfare_text, welfare_table
+    from pipeline.analysis.report import _per_step_welfare_text, welfare_table
 
     def evaluation(mean: float) -> dict:
         return {"metrics": {"welfare/total": {"mean": mean, "ci95": [mean - 10.0, mean + 10.0]}}}
@@ -614,7 +614,7 @@ def test_learned_taxes_are_compared_with_every_fixed_rate_and_with_the_papers_ra
 def test_relations_across_runs_take_one_point_per_producing_run():
     from types import SimpleNamespace
 
-    from pipeline.report import across_runs
+    from pipeline.analysis.report import across_runs
 
     def evaluation(price: float, consumption: float, production: float) -> dict:
         values = {"price": price, "consumption": consumption, "production": production, "wage": 10.0,
@@ -640,7 +640,7 @@ def test_relations_across_runs_take_one_point_per_producing_run():
 def test_correlation_reports_sign_strength_and_an_interval():
     import numpy as np
 
-    from pipeline.report import correlation
+    from pipeline.analysis.report import correlation
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=200)
@@ -652,7 +652,7 @@ def test_correlation_reports_sign_strength_and_an_interval():
 
 
 def test_wall_time_spans_the_first_start_to_the_last_end(tmp_path):
-    from pipeline.report import wall_time
+    from pipeline.analysis.report import wall_time
 
     for name, seconds, end in (("a", 10.0, 1_000.0), ("b", 30.0, 1_025.0), ("c", 5.0, 1_040.0)):
         path = tmp_path / "x" / f"{name}.benchmark.tsv"
@@ -665,19 +665,20 @@ def test_wall_time_spans_the_first_start_to_the_last_end(tmp_path):
 
 
 def test_training_window_is_a_tenth_of_the_stage_within_bounds():
-    from pipeline.report import training_window
+    from pipeline.analysis.report import training_window
 
     assert [training_window(n) for n in (4, 30, 800, 30000)] == [1, 3, 50, 50]
 
 
 # ---------------------------------------------------------------------------------------- swapping modules
 def test_backend_is_validated_and_reaches_the_environment():
-    from envs.rbc.env import BACKENDS
+    from envs.rbc.backends import available_backends
     from pipeline.config import BACKENDS as CONFIG_BACKENDS
-    from pipeline.session import Session
+    from pipeline.learning.session import Session
+
     from pipeline_support import small_config
 
-    assert CONFIG_BACKENDS == BACKENDS
+    assert CONFIG_BACKENDS == available_backends()  # the shipped backends, "cuda" found by its entry point
     with pytest.raises(ConfigError, match="training.backend"):
         small_config(training={"backend": "tpu"})
     with pytest.raises(ConfigError, match="training.backend"):
@@ -687,7 +688,8 @@ def test_backend_is_validated_and_reaches_the_environment():
 
 
 def test_checkpoints_ignore_the_backend_and_its_absence():
-    from pipeline.checkpoint import config_differences
+    from pipeline.learning.checkpoint import config_differences
+
     from pipeline_support import small_config
 
     config = small_config()
@@ -702,8 +704,9 @@ def test_checkpoints_ignore_the_backend_and_its_absence():
 
 def test_readme_policy_factory_example_trains(tmp_path, monkeypatch):
     """The README's user network, loaded through policy.factory, runs an episode and learns."""
-    from pipeline.curriculum import Curriculum
-    from pipeline.session import Session
+    from pipeline.learning.curriculum import Curriculum
+    from pipeline.learning.session import Session
+
     from pipeline_support import small_config
 
     readme = (ROOT / "README.md").read_text()

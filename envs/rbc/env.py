@@ -20,6 +20,7 @@ from torchrl.data import Categorical, Composite, MultiCategorical, Unbounded
 from torchrl.envs import EnvBase
 
 from .actions import consumer_head_mask
+from .backends import StepBackend, resolve_backend
 from .config import RBCConfig
 from .dynamics import (
     Decisions,
@@ -35,7 +36,6 @@ from .dynamics import (
 from .observations import ObservationEncoder
 
 GROUPS = ("consumer", "firm", "government")
-BACKENDS = ("torch", "cuda")
 
 StepFunction = Callable[[EconomyParameters, EconomyState, Decisions, Penalties], tuple[EconomyState, StepOutcome]]
 
@@ -79,11 +79,9 @@ class RBCEnv(EnvBase):
     ):
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs={num_envs!r} is invalid; allowed: a positive integer")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend={backend!r} is invalid; allowed: {' | '.join(BACKENDS)}")
         config = config if config is not None else RBCConfig()
         # Resolved first, so that a missing GPU stack is reported as such rather than by torch.
-        kernels = _resolve_kernels(backend, config, device)
+        kernels: StepBackend | None = resolve_backend(backend, config, device)
         if kernels is not None:
             device = kernels.device
         super().__init__(device=device, batch_size=torch.Size([num_envs]))
@@ -418,12 +416,3 @@ def _uniform_allowed(mask: torch.Tensor, batch_shape: tuple[int, ...]) -> torch.
 def _check_group(group: str) -> None:
     if group not in GROUPS:
         raise ValueError(f"group={group!r} is invalid; allowed: {' | '.join(GROUPS)}")
-
-
-def _resolve_kernels(backend: str, config: RBCConfig, device: torch.device | str):
-    """None for the torch reference; for "cuda", the fused kernel backend (step, reset, observations)."""
-    if backend == "torch":
-        return None
-    from gpu.backend import CudaBackend  # imported lazily: cuda-python is an optional extra
-
-    return CudaBackend(config, device)

@@ -24,5 +24,5 @@ for _group in PLAN.best_response_types:
         conda:
             "../envs/dge-marl.yaml"
         shell:
-            "python -m pipeline.best_response --config {input.config} --ckpt {input.checkpoint} "
+            "python -m pipeline.analysis.best_response --config {input.config} --ckpt {input.checkpoint} "
             "--type {params.group} --out {params.out} --set training.threads={threads} --no-progress > {log} 2>&1"

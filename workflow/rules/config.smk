@@ -5,7 +5,7 @@
 
 import yaml
 
-from pipeline.workflow_plan import CONFIG_KINDS
+from pipeline.orchestration.plan import CONFIG_KINDS
 
 
 rule resolve_config:

@@ -19,5 +19,5 @@ rule evaluate:
     conda:
         "../envs/dge-marl.yaml"
     shell:
-        "python -m pipeline.evaluate --config {input.config} --ckpt {input.checkpoint} --out {output} "
+        "python -m pipeline.analysis.evaluate --config {input.config} --ckpt {input.checkpoint} --out {output} "
         "--rule {params.rule} --set training.threads={threads} > {log} 2>&1"

@@ -21,5 +21,5 @@ rule report:
     conda:
         "../envs/dge-marl.yaml"
     shell:
-        "python -m pipeline.report --root {params.root} --workflow-config {input.workflow} "
+        "python -m pipeline.analysis.report --root {params.root} --workflow-config {input.workflow} "
         "--logs {params.logs} > {log} 2>&1"

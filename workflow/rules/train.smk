@@ -30,7 +30,7 @@ for _stage in PLAN.stages:
         conda:
             "../envs/dge-marl.yaml"
         shell:
-            "python -m pipeline.train --config {input.config} --stage {params.stage} {params.init} "
+            "python -m pipeline.learning.train --config {input.config} --stage {params.stage} {params.init} "
             "--out {output.checkpoint} {params.variant} --set training.threads={threads} --no-progress "
             "> {log} 2>&1"
 
@@ -51,5 +51,5 @@ rule train_nocurriculum:
     conda:
         "../envs/dge-marl.yaml"
     shell:
-        "python -m pipeline.train --config {input.config} --stage {params.stage} "
+        "python -m pipeline.learning.train --config {input.config} --stage {params.stage} "
         "--out {output.checkpoint} --set training.threads={threads} --no-progress > {log} 2>&1"

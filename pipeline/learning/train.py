@@ -1,6 +1,6 @@
-"""`python -m pipeline.train`: run one curriculum stage, from a checkpoint to a checkpoint.
+"""`python -m pipeline.learning.train`: run one curriculum stage, from a checkpoint to a checkpoint.
 
-    python -m pipeline.train --config CONFIG --stage NAME [--init CKPT_IN] --out CKPT_OUT
+    python -m pipeline.learning.train --config CONFIG --stage NAME [--init CKPT_IN] --out CKPT_OUT
 
 Each stage is one process (one workflow rule). The first stage starts from fresh networks; every
 later stage continues the previous stage's checkpoint at the episode where it ended. While it
@@ -24,13 +24,13 @@ from tqdm import tqdm
 from envs.rbc.actions import fixed_tax_action
 from envs.rbc.config import ConfigError
 
+from ..config import ExperimentConfig
+from ..tracking import Tracker
 from .checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint
-from .config import ExperimentConfig
 from .curriculum import Curriculum
 from .metrics import MetricsLog
 from .policies import resolve_bf16
 from .session import Session, Variant
-from .tracking import Tracker
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

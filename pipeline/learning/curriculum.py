@@ -15,7 +15,7 @@ import torch
 from envs.rbc.actions import firm_mask_from_ranges, government_mask_from_caps
 from envs.rbc.config import RBCConfig
 
-from .config import GROUPS, CurriculumConfig
+from ..config import GROUPS, CurriculumConfig
 
 
 @dataclass(frozen=True)

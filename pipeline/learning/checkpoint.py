@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .config import ExperimentConfig
+from ..config import ExperimentConfig
 
 FORMAT = "dge-marl/checkpoint/1"
 

@@ -19,8 +19,8 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from envs.rbc.actions import fixed_tax_action
 from envs.rbc.env import RBCEnv
 
+from ..config import GROUPS, ExperimentConfig
 from .algorithms import GroupLearner
-from .config import GROUPS, ExperimentConfig
 from .curriculum import EpisodePlan
 from .metrics import episode_metrics
 from .policies import FixedAction, build_policies

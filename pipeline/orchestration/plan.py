@@ -22,7 +22,7 @@ import yaml
 
 from envs.rbc.config import ConfigError, RBCConfig
 
-from .config import GROUPS, ExperimentConfig, apply_overrides
+from ..config import GROUPS, ExperimentConfig, apply_overrides
 
 ABLATION = "nocurriculum"
 PREFIX = "prefix"

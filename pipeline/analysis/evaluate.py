@@ -1,12 +1,12 @@
-"""`python -m pipeline.evaluate`: roll out a checkpoint without learning and summarize the economy.
+"""`python -m pipeline.analysis.evaluate`: roll out a checkpoint without learning and summarize the economy.
 
-    python -m pipeline.evaluate --config CONFIG --ckpt CKPT --out summary.json [--episodes N]
+    python -m pipeline.analysis.evaluate --config CONFIG --ckpt CKPT --out summary.json [--episodes N]
 
 Every economy-episode is one sample; the summary gives means with 95% confidence intervals for
 per-type rewards, welfare in both variants and the economic readout (prices, wages, hours,
 consumption, production, exports, taxes), per-firm detail (domestic share of sales, employment),
 one full trajectory of the first economy for plotting, and the consumer policy's answer to each
-firm's posted wage and price (pipeline.probes).
+firm's posted wage and price (pipeline.analysis.probes).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from tensordict import TensorDictBase
 
 from envs.rbc.config import ConfigError
 
-from .checkpoint import CheckpointError, check_compatible, load_checkpoint
-from .config import ExperimentConfig
-from .curriculum import Curriculum, EpisodePlan
-from .metrics import economy_samples, mean_ci95
+from ..config import ExperimentConfig
+from ..learning.checkpoint import CheckpointError, check_compatible, load_checkpoint
+from ..learning.curriculum import Curriculum, EpisodePlan
+from ..learning.metrics import economy_samples, mean_ci95
+from ..learning.session import Session, Variant
+from ..tracking import Tracker
 from .probes import consumer_responses
-from .session import Session, Variant
-from .tracking import Tracker
 
 FIRM_FIELDS = ("price", "wage", "production", "sales", "exports", "profit", "reward")
 

@@ -1,6 +1,6 @@
-"""`python -m pipeline.report`: the paper's tables and figures for one workflow profile.
+"""`python -m pipeline.analysis.report`: the paper's tables and figures for one workflow profile.
 
-    python -m pipeline.report --root results/<profile> --workflow-config results/<profile>/workflow.yaml
+    python -m pipeline.analysis.report --root results/<profile> --workflow-config results/<profile>/workflow.yaml
 
 Reads what the workflow's rules wrote (per-stage metrics logs, evaluations, best responses,
 benchmark records) and writes `summary.json` for machines, `summary.md` for people and the
@@ -26,9 +26,9 @@ import yaml
 
 from envs.rbc.config import ConfigError
 
-from .config import GROUPS, ExperimentConfig
-from .metrics import mean_ci95
-from .workflow_plan import ABLATION, PREFIX, WorkflowPlan
+from ..config import GROUPS, ExperimentConfig
+from ..learning.metrics import mean_ci95
+from ..orchestration.plan import ABLATION, PREFIX, WorkflowPlan
 
 FIGURES = ("training_curves", "best_response", "welfare_vs_tax", "rollout_firms", "rollout_consumers")
 
@@ -642,7 +642,7 @@ def idle_firms(per_firm_table: dict) -> list[int]:
 
 
 def _consumer_response_section(by_seed: dict, economy: str, add) -> None:
-    """The probe of pipeline.probes, one table per seed: does each firm's wage and price move the consumers?"""
+    """The probe of pipeline.analysis.probes, one table per seed: does each firm's wage and price move the consumers?"""
     if not any(by_seed.values()):
         return
     add(f"## Consumers' answer to one firm's terms: learned taxes ({economy} economy)")
@@ -1169,7 +1169,7 @@ def log_to_tracking(plan: WorkflowPlan, summary: dict, files: list[Path]) -> lis
                 continue
             from mlflow.entities import Metric
 
-            from .tracking import _retry, client_for, experiment_for, find_or_create_parent, tracking_uri
+            from ..tracking import _retry, client_for, experiment_for, find_or_create_parent, tracking_uri
 
             uri = tracking_uri(config)
             client = client_for(uri)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from tensordict import TensorDictBase
 
-from .session import Session
+from ..learning.session import Session
 
 
 @torch.no_grad()

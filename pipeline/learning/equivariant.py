@@ -1,4 +1,4 @@
-"""A consumer network that treats firms alike: `policy.factory: pipeline.equivariant:build`.
+"""A consumer network that treats firms alike: `policy.factory: pipeline.learning.equivariant:build`.
 
 The spec's consumer network (spec 7.2) reads every firm's price and wage through one MLP and gives each
 good and each employer its own output weights. It can therefore learn "never work for firm 4" or "buy

@@ -1,6 +1,6 @@
-"""`python -m pipeline.best_response`: how much can one agent type gain against the frozen others?
+"""`python -m pipeline.analysis.best_response`: how much can one agent type gain against the frozen others?
 
-    python -m pipeline.best_response --config CONFIG --ckpt CKPT --type consumer|firm|government --out DIR
+    python -m pipeline.analysis.best_response --config CONFIG --ckpt CKPT --type consumer|firm|government --out DIR
 
 The learned profile is an epsilon-meta-equilibrium if no type can raise its reward by more than
 epsilon by changing its shared policy while the other types stay fixed (spec 8). This trains only
@@ -24,12 +24,12 @@ from tqdm import tqdm
 
 from envs.rbc.config import ConfigError
 
-from .checkpoint import CheckpointError
-from .config import GROUPS, ExperimentConfig
-from .curriculum import EpisodePlan
+from ..config import GROUPS, ExperimentConfig
+from ..learning.checkpoint import CheckpointError
+from ..learning.curriculum import EpisodePlan
+from ..learning.metrics import mean_ci95
+from ..tracking import Tracker
 from .evaluate import evaluate_session, final_plan, session_from_checkpoint
-from .metrics import mean_ci95
-from .tracking import Tracker
 
 
 def best_response_plan(session, config: ExperimentConfig, group: str, episode: int) -> EpisodePlan:
