@@ -25,7 +25,7 @@ from pipeline.config import ExperimentConfig
 from pipeline.learning import session as session_module
 from pipeline.learning.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.learning.curriculum import Curriculum
-from pipeline.learning.session import Session
+from pipeline.learning.session import Session, Variant
 from pipeline.learning.train import run_stage
 
 from pipeline_support import evaluate, single_stage, small_config, small_config_dict, train_episodes
@@ -227,3 +227,18 @@ def test_best_response_to_a_frozen_random_profile_gains(tmp_path, group):
         gain = result["gain"]
         assert gain["mean"] > 0 and gain["ci95"][0] > 0, (seed, result["before"], result["after"], gain)
         assert result["curve_end"] > result["curve_start"], seed
+
+
+def test_a_grid_baseline_holds_its_income_and_corporate_rates_apart():
+    """Variant(fixed_tax=i, fixed_corporate_tax=c) taxes income at i and profit at c in every step the government
+    chose (the readout's rates, not the action index, are checked)."""
+    session = Session(small_config(), Variant(fixed_tax=0.0, fixed_corporate_tax=0.4))
+    assert session.variant.label() == "fixed00c40"
+    data, _ = session.run_episode(Curriculum(session.config.curriculum, session.economy,
+                                             fixed_government=True).plan(0), learn=False)
+    income = data.get(("next", "government", "income_tax_rate"))[:, 1:]
+    corporate = data.get(("next", "government", "corporate_tax_rate"))[:, 1:]
+    assert torch.all(income == 0.0) and torch.allclose(corporate, torch.full_like(corporate, 0.4))
+    assert Variant(fixed_tax=0.2).label() == "fixed20" and Variant(fixed_tax=0.2).fixed_rates == (0.2, 0.2)
+    with pytest.raises(ValueError, match="give fixed_tax too"):
+        Variant(fixed_corporate_tax=0.4)

@@ -68,16 +68,17 @@ def job_counts(output: str) -> dict[str, int]:
 
 def expected_jobs(plan: WorkflowPlan) -> dict[str, int]:
     """Every job the plan implies, counted from its pipelines, branches and stages."""
-    pipelines = len(plan.economies) * len(plan.seeds)
+    pipelines = plan.pipelines()
     counts = {
-        "resolve_config": pipelines * (len(CONFIG_KINDS) if plan.ablation else len(CONFIG_KINDS) - 2),
+        "resolve_config": len(pipelines) * (len(CONFIG_KINDS) if plan.ablation else len(CONFIG_KINDS) - 2),
         "workflow_config": 1,
-        "evaluate": pipelines * len(plan.evaluated_branches()),
+        "evaluate": sum(len(plan.evaluated_branches(economy)) for economy, _ in pipelines),
         "report": 1,
         "all": 1,
     }
     for stage in plan.stages:
-        counts[f"train_{stage}"] = pipelines * len(plan.branch_of_stage(stage))
+        counts[f"train_{stage}"] = sum(len(plan.branch_of_stage(stage, economy)) for economy, _ in pipelines)
+    pipelines = len(pipelines)
     if plan.ablation:
         counts["train_nocurriculum"] = pipelines
     for group in plan.best_response_types:

@@ -28,28 +28,54 @@ from .policies import FixedAction, build_policies
 
 @dataclass(frozen=True)
 class Variant:
-    """How a pipeline branch differs from its config: a fixed tax, or another welfare objective."""
+    """How a pipeline branch differs from its config: fixed taxes, or another welfare objective.
+
+    `fixed_tax` is the fixed income tax rate, and the corporate rate too unless `fixed_corporate_tax`
+    sets that one apart (the income x corporate grid of fixed-tax baselines).
+    """
 
     fixed_tax: float | None = None
     welfare: str | None = None
     max_corporate_tax: float | None = None  # a learned government's corporate rates above this are masked
+    fixed_corporate_tax: float | None = None
+
+    def __post_init__(self):
+        if self.fixed_corporate_tax is not None and self.fixed_tax is None:
+            raise ValueError("fixed_corporate_tax sets a fixed-tax baseline's corporate rate: give fixed_tax too")
+
+    @property
+    def fixed_rates(self) -> tuple[float, float] | None:
+        """(income, corporate) tax rates of a fixed-tax baseline; None for a learned government."""
+        if self.fixed_tax is None:
+            return None
+        corporate = self.fixed_tax if self.fixed_corporate_tax is None else self.fixed_corporate_tax
+        return self.fixed_tax, corporate
 
     def as_dict(self) -> dict:
         data = {"fixed_tax": self.fixed_tax, "welfare": self.welfare}
-        if self.max_corporate_tax is not None:  # absent when unused, as in checkpoints that predate it
+        # Absent when unused, as in checkpoints that predate them.
+        if self.max_corporate_tax is not None:
             data["max_corporate_tax"] = self.max_corporate_tax
+        if self.fixed_corporate_tax is not None:
+            data["fixed_corporate_tax"] = self.fixed_corporate_tax
         return data
 
     def label(self) -> str:
-        """The branch's name in run ids and tags: "learned", "fixed20", "consumer_only", ..."""
+        """The branch's name in run ids and tags: "learned", "fixed20", "fixed00c40", "consumer_only", ..."""
         parts = []
-        if self.fixed_tax is not None:
-            parts.append(f"fixed{round(self.fixed_tax * 100):02d}")
+        if self.fixed_rates is not None:
+            parts.append(fixed_tax_label(*self.fixed_rates))
         if self.welfare is not None:
             parts.append(self.welfare)
         if self.max_corporate_tax is not None:
             parts.append(f"corporate{round(self.max_corporate_tax * 100):02d}")
         return "-".join(parts) or "learned"
+
+
+def fixed_tax_label(income: float, corporate: float) -> str:
+    """"fixed20" for equal rates (the paper's baselines), "fixed00c40" for income 0% and corporate 40%."""
+    label = f"fixed{round(income * 100):02d}"
+    return label if abs(income - corporate) < 1e-9 else f"{label}c{round(corporate * 100):02d}"
 
 
 class Session:
@@ -75,8 +101,8 @@ class Session:
         )
         self.policies = build_policies(self.env, config.policy.options(), config.policy.factory)
         fixed_actions = dict(fixed_actions or {})
-        if variant.fixed_tax is not None:
-            fixed_actions["government"] = fixed_tax_action(economy, variant.fixed_tax, variant.fixed_tax)
+        if variant.fixed_rates is not None:
+            fixed_actions["government"] = fixed_tax_action(economy, *variant.fixed_rates)
         sizes = {"consumer": economy.n_consumers, "firm": economy.n_firms, "government": 1}
         self.fixed = {g: FixedAction(g, sizes[g], a) for g, a in fixed_actions.items()}
         self.joint_policy = TensorDictSequential(

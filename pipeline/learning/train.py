@@ -39,6 +39,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override one config value (YAML-parsed), e.g. training.seed=3; repeatable")
     parser.add_argument("--fixed-tax", type=float, default=None,
                         help="fixed-tax baseline: income and corporate tax both at this rate, government frozen")
+    parser.add_argument("--fixed-corporate-tax", type=float, default=None,
+                        help="with --fixed-tax: the corporate rate, when it differs from the income rate")
     parser.add_argument("--welfare", choices=("total", "consumer_only"), default=None,
                         help="government objective for this branch (default: the config's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -190,12 +192,16 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError("--max-corporate-tax applies to a learned government, not to --fixed-tax")
             if not 0.0 <= args.max_corporate_tax <= 1.0:
                 raise ConfigError(f"--max-corporate-tax {args.max_corporate_tax}: allowed: a rate in [0, 1]")
-        variant = Variant(fixed_tax=args.fixed_tax, welfare=args.welfare, max_corporate_tax=args.max_corporate_tax)
-        if variant.fixed_tax is not None:
+        if args.fixed_corporate_tax is not None and args.fixed_tax is None:
+            raise ConfigError("--fixed-corporate-tax sets a fixed-tax baseline's corporate rate: give --fixed-tax too")
+        variant = Variant(fixed_tax=args.fixed_tax, welfare=args.welfare, max_corporate_tax=args.max_corporate_tax,
+                          fixed_corporate_tax=args.fixed_corporate_tax)
+        if variant.fixed_rates is not None:
             try:
-                fixed_tax_action(config.economy, variant.fixed_tax, variant.fixed_tax)
+                fixed_tax_action(config.economy, *variant.fixed_rates)
             except ValueError as err:
-                raise ConfigError(f"--fixed-tax {variant.fixed_tax}: {err}") from None
+                raise ConfigError(f"--fixed-tax {args.fixed_tax} --fixed-corporate-tax {args.fixed_corporate_tax}: "
+                                  f"{err}") from None
         with interrupt_on_sigterm():
             run_stage(config, args.stage, args.out, args.init, variant, progress=not args.no_progress)
     except (ConfigError, CheckpointError) as err:

@@ -32,14 +32,24 @@ CONFIG_KINDS = ("train", "evaluate", "best_response", "ablation_train", "ablatio
 @dataclass(frozen=True)
 class Branch:
     name: str
-    fixed_tax: float | None = None
+    fixed_tax: float | None = None  # the income rate, and the corporate rate unless fixed_corporate_tax differs
     welfare: str | None = None
     max_corporate_tax: float | None = None
+    fixed_corporate_tax: float | None = None
+
+    @property
+    def fixed_rates(self) -> tuple[float, float] | None:
+        """(income, corporate) rates of a fixed-tax baseline, None for a learned government."""
+        if self.fixed_tax is None:
+            return None
+        return self.fixed_tax, self.fixed_tax if self.fixed_corporate_tax is None else self.fixed_corporate_tax
 
     def cli_flags(self) -> str:
         flags = []
         if self.fixed_tax is not None:
             flags.append(f"--fixed-tax {self.fixed_tax}")
+        if self.fixed_corporate_tax is not None:
+            flags.append(f"--fixed-corporate-tax {self.fixed_corporate_tax}")
         if self.welfare is not None:
             flags.append(f"--welfare {self.welfare}")
         if self.max_corporate_tax is not None:
@@ -74,7 +84,7 @@ class WorkflowPlan:
         known = {
             "profile", "seeds", "economies", "threads_per_job", "prefix_stages", "fixed_taxes",
             "consumer_welfare_branch", "consumer_welfare_max_corporate_tax", "ablation", "best_response_types",
-            "best_response_branches", "experiment",
+            "best_response_branches", "experiment", "economy_seeds", "tax_grid",
         }
         for key in config:
             if key not in known:
@@ -95,6 +105,7 @@ class WorkflowPlan:
                 _fail(f"economies.{name}", overrides, "economy names made of letters, digits and '_'")
             if not isinstance(overrides, dict):
                 _fail(f"economies.{name}", overrides, "a mapping of economy config keys to values")
+        self._economy_seeds = _economy_seeds(config.get("economy_seeds") or {}, self.economies)
         self.threads = config.get("threads_per_job", 1)
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             _fail("threads_per_job", self.threads, "an integer >= 1")
@@ -128,8 +139,17 @@ class WorkflowPlan:
         for rate in taxes:
             if not on_tax_grids(base.economy, rate):
                 _fail("fixed_taxes", taxes, f"rates on both tax grids {base.economy.income_tax_grid}")
-            name = f"fixed{round(rate * 100):02d}"
-            self.branches[name] = Branch(name, fixed_tax=float(rate))
+            self._add_fixed_branch(float(rate), float(rate))
+        # Economy -> fixed-tax branches it runs: the equal rates everywhere, the grid where asked.
+        self._fixed_of = {economy: [b for b in self.branches if self.branches[b].fixed_tax is not None]
+                          for economy in self.economies}
+        self.tax_grid = _tax_grid(config.get("tax_grid"), base.economy, self.economies)
+        for economy in self.tax_grid["economies"] if self.tax_grid else ():
+            for income in self.tax_grid["income"]:
+                for corporate in self.tax_grid["corporate"]:
+                    name = self._add_fixed_branch(income, corporate)
+                    if name not in self._fixed_of[economy]:
+                        self._fixed_of[economy].append(name)
         self.ablation = config.get("ablation", True)
         if not isinstance(self.ablation, bool):
             _fail("ablation", self.ablation, "true or false")
@@ -143,10 +163,32 @@ class WorkflowPlan:
             _fail("best_response_branches", self.best_response_branches,
                   f"learned-tax branches from {[b for b, v in self.branches.items() if v.fixed_tax is None]}")
         for economy in self.economies:
-            for seed in self.seeds:
+            for seed in self.seeds_of(economy):
                 for kind in CONFIG_KINDS:
                     if self.ablation or not kind.startswith("ablation"):
                         self._validated(economy, seed, kind)
+
+    def _add_fixed_branch(self, income: float, corporate: float) -> str:
+        """The branch of a fixed-tax baseline, added once: "fixed20" for equal rates, "fixed00c40" otherwise."""
+        label = f"fixed{round(income * 100):02d}"
+        name = label if abs(income - corporate) < 1e-9 else f"{label}c{round(corporate * 100):02d}"
+        if name not in self.branches:
+            self.branches[name] = Branch(
+                name, fixed_tax=income, fixed_corporate_tax=None if name == label else corporate
+            )
+        return name
+
+    def seeds_of(self, economy: str) -> list[int]:
+        """The economy's seeds: `economy_seeds[economy]` where given, else `seeds`."""
+        return self._economy_seeds.get(economy, self.seeds)
+
+    def branches_of(self, economy: str) -> list[str]:
+        """The economy's branches after the prefix: learned governments, then its fixed-tax baselines."""
+        learned = [b for b, branch in self.branches.items() if branch.fixed_tax is None]
+        return learned + self._fixed_of[economy]
+
+    def pipelines(self) -> list[tuple[str, int]]:
+        return [(economy, seed) for economy in self.economies for seed in self.seeds_of(economy)]
 
     # ------------------------------------------------------------------ experiment configs
     def experiment_id(self, economy: str) -> str:
@@ -209,8 +251,10 @@ class WorkflowPlan:
         return data
 
     # ------------------------------------------------------------------ the DAG
-    def branch_of_stage(self, stage: str) -> list[str]:
-        return [PREFIX] if stage in self.prefix_stages else list(self.branches)
+    def branch_of_stage(self, stage: str, economy: str | None = None) -> list[str]:
+        if stage in self.prefix_stages:
+            return [PREFIX]
+        return list(self.branches) if economy is None else self.branches_of(economy)
 
     def previous_stage(self, stage: str) -> str | None:
         index = self.stages.index(stage)
@@ -219,8 +263,46 @@ class WorkflowPlan:
     def final_stage(self) -> str:
         return self.stages[-1]
 
-    def evaluated_branches(self) -> list[str]:
-        return list(self.branches) + ([ABLATION] if self.ablation else [])
+    def evaluated_branches(self, economy: str | None = None) -> list[str]:
+        branches = list(self.branches) if economy is None else self.branches_of(economy)
+        return branches + ([ABLATION] if self.ablation else [])
+
+
+def _economy_seeds(given: Any, economies: dict) -> dict[str, list[int]]:
+    """`economy_seeds`: economy name -> its own seed list, for economies that run other seeds than `seeds`."""
+    if not isinstance(given, dict):
+        _fail("economy_seeds", given, "a mapping of economy names to lists of seeds")
+    out = {}
+    for economy, seeds in given.items():
+        if economy not in economies:
+            _fail(f"economy_seeds.{economy}", seeds, f"economies of this profile: {list(economies)}")
+        seeds = _numbers_from_text(seeds, int)
+        if not isinstance(seeds, list) or not seeds or any(
+            isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds
+        ):
+            _fail(f"economy_seeds.{economy}", seeds, "a non-empty list of integers >= 0")
+        out[economy] = seeds
+    return out
+
+
+def _tax_grid(given: Any, economy: RBCConfig, economies: dict) -> dict | None:
+    """`tax_grid`: fixed-tax baselines at every (income, corporate) pair of two rate lists, for some economies."""
+    if given is None:
+        return None
+    if not isinstance(given, dict) or set(given) - {"income", "corporate", "economies"}:
+        _fail("tax_grid", given, "null or a mapping with keys income, corporate (rate lists) and economies (optional)")
+    grid = {"economies": given.get("economies", list(economies))}
+    if not isinstance(grid["economies"], list) or any(e not in economies for e in grid["economies"]):
+        _fail("tax_grid.economies", grid["economies"], f"a list of this profile's economies {list(economies)}")
+    for kind, points in (("income", economy.income_tax_grid), ("corporate", economy.corporate_tax_grid)):
+        rates = _numbers_from_text(given.get(kind), float)
+        if not isinstance(rates, list) or not rates or not all(
+            not isinstance(r, bool) and isinstance(r, (int, float)) and any(abs(p - r) < 1e-9 for p in points)
+            for r in rates
+        ):
+            _fail(f"tax_grid.{kind}", rates, f"a non-empty list of rates on the {kind} tax grid {points}")
+        grid[kind] = [float(r) for r in rates]
+    return grid
 
 
 def on_tax_grids(economy: RBCConfig, rate: Any) -> bool:

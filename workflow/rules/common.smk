@@ -40,18 +40,17 @@ def variant_flags(w):
 
 def report_inputs(w):
     files = []
-    for economy in ECONOMIES:
-        for seed in SEEDS:
-            pipe = PIPE.format(economy=economy, seed=seed)
-            for branch in PLAN.evaluated_branches():
-                files.append(f"{pipe}/{branch}/evaluation.json")
-            for stage in PLAN.stages:
-                for branch in PLAN.branch_of_stage(stage):
-                    files.append(f"{pipe}/{branch}/{stage}.metrics.csv")
-            if PLAN.ablation:
-                files.append(f"{pipe}/{ABLATION}/{ABLATION}.metrics.csv")
-            for branch in PLAN.best_response_branches:
-                for group in PLAN.best_response_types:
-                    files.append(f"{pipe}/{branch}/best_response/{group}/best_response.json")
-                    files.append(f"{pipe}/{branch}/best_response/{group}/curve.csv")
+    for economy, seed in PLAN.pipelines():
+        pipe = PIPE.format(economy=economy, seed=seed)
+        for branch in PLAN.evaluated_branches(economy):
+            files.append(f"{pipe}/{branch}/evaluation.json")
+        for stage in PLAN.stages:
+            for branch in PLAN.branch_of_stage(stage, economy):
+                files.append(f"{pipe}/{branch}/{stage}.metrics.csv")
+        if PLAN.ablation:
+            files.append(f"{pipe}/{ABLATION}/{ABLATION}.metrics.csv")
+        for branch in PLAN.best_response_branches:
+            for group in PLAN.best_response_types:
+                files.append(f"{pipe}/{branch}/best_response/{group}/best_response.json")
+                files.append(f"{pipe}/{branch}/best_response/{group}/curve.csv")
     return files
