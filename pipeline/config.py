@@ -131,6 +131,11 @@ class TrainingConfig:
     )
     checkpoint_every: int = 100
     log_every: int = 10
+    # A fixed-tax baseline whose firms produce less than `collapse_production` units per firm and step in
+    # every one of `collapse_window` consecutive episodes of a stage has collapsed: nobody sets its taxes,
+    # so nothing can revive it, and it stops there (0: never stop).
+    collapse_window: int = 0
+    collapse_production: float = 1.0
 
     def validate(self, key: str = "training") -> None:
         _integer(f"{key}.num_envs", self.num_envs, 1)
@@ -161,6 +166,8 @@ class TrainingConfig:
         )
         _integer(f"{key}.checkpoint_every", self.checkpoint_every, 1)
         _integer(f"{key}.log_every", self.log_every, 1)
+        _integer(f"{key}.collapse_window", self.collapse_window, 0)
+        _number(f"{key}.collapse_production", self.collapse_production, 0.0)
 
 
 @dataclass
@@ -291,8 +298,25 @@ class CurriculumConfig:
 
 
 @dataclass
+class BestResponseLearner:
+    """One way of searching for a best response; fields left None take the section's values."""
+
+    algorithm: str | None = None
+    learning_rate: dict[str, float] | None = None
+    entropy_coef: float | None = None
+    ppo_epochs: int | None = None
+
+
+@dataclass
 class BestResponseConfig:
-    """Spec 8: train one type against the frozen others; vanilla PG, no masks, full disutility."""
+    """Spec 8: train one type against the frozen others; by default vanilla PG, no masks, full disutility.
+
+    Each of `learners` (name -> settings that differ from this section's) is one search; the gap is the
+    largest gain any of them finds. Every `select_every` episodes the learner's policy is evaluated on
+    `select_episodes` episodes of their own random numbers and the best policy seen (the starting one
+    included) is the one measured at the end, so a search that drifts down does not report a loss it
+    could have avoided; 0 keeps the last policy.
+    """
 
     episodes: int = 1000
     algorithm: str = "pg"
@@ -302,6 +326,9 @@ class BestResponseConfig:
     use_masks: bool = False
     eval_episodes: int = 20
     window: int = 50  # episodes averaged at each end of the learning curve
+    learners: dict[str, BestResponseLearner] | None = None
+    select_every: int = 0
+    select_episodes: int = 4
 
     def validate(self, key: str = "best_response") -> None:
         _integer(f"{key}.episodes", self.episodes, 1)
@@ -309,13 +336,52 @@ class BestResponseConfig:
             _fail(f"{key}.algorithm", self.algorithm, " | ".join(ALGORITHMS))
         _integer(f"{key}.ppo_epochs", self.ppo_epochs, 1)
         _number(f"{key}.entropy_coef", self.entropy_coef, 0.0)
+        # A rate of 0 is allowed: a search that cannot move measures the evaluation's own noise (none).
         self.learning_rate = _per_group(
-            f"{key}.learning_rate", self.learning_rate, {"consumer": 1e-3, "firm": 1e-3, "government": 1e-3}, 0.0, True
+            f"{key}.learning_rate", self.learning_rate, {"consumer": 1e-3, "firm": 1e-3, "government": 1e-3}, 0.0
         )
         if not isinstance(self.use_masks, bool):
             _fail(f"{key}.use_masks", self.use_masks, "true or false")
         _integer(f"{key}.eval_episodes", self.eval_episodes, 1)
         _integer(f"{key}.window", self.window, 1)
+        _integer(f"{key}.select_every", self.select_every, 0)
+        _integer(f"{key}.select_episodes", self.select_episodes, 1)
+        if self.learners is not None:
+            if not isinstance(self.learners, dict) or not self.learners:
+                _fail(f"{key}.learners", self.learners, "null or a mapping of learner names to settings")
+            for name, learner in self.learners.items():
+                if not str(name).isidentifier():
+                    _fail(f"{key}.learners.{name}", learner, "learner names made of letters, digits and '_'")
+                self.learners[name] = self._learner(f"{key}.learners.{name}", learner)
+
+    def _learner(self, key: str, data: Any) -> BestResponseLearner:
+        learner = data if isinstance(data, BestResponseLearner) else _build(BestResponseLearner, key, data)
+        if learner.algorithm is not None and learner.algorithm not in ALGORITHMS:
+            _fail(f"{key}.algorithm", learner.algorithm, " | ".join(ALGORITHMS))
+        if learner.learning_rate is not None:
+            learner.learning_rate = _per_group(f"{key}.learning_rate", learner.learning_rate, self.learning_rate, 0.0)
+        if learner.entropy_coef is not None:
+            _number(f"{key}.entropy_coef", learner.entropy_coef, 0.0)
+        if learner.ppo_epochs is not None:
+            _integer(f"{key}.ppo_epochs", learner.ppo_epochs, 1)
+        return learner
+
+    def learner_names(self) -> list[str]:
+        return list(self.learners) if self.learners else [self.algorithm]
+
+    def learner(self, name: str | None = None) -> BestResponseLearner:
+        """The complete settings of a named learner (default: the first), the section's values filled in."""
+        names = self.learner_names()
+        name = names[0] if name is None else name
+        if name not in names:
+            raise ConfigError(f"invalid config: best_response learner {name!r} is not defined; allowed: {names}")
+        own = (self.learners or {}).get(name, BestResponseLearner())
+        return BestResponseLearner(
+            algorithm=own.algorithm or self.algorithm,
+            learning_rate=own.learning_rate or dict(self.learning_rate),
+            entropy_coef=self.entropy_coef if own.entropy_coef is None else own.entropy_coef,
+            ppo_epochs=own.ppo_epochs or self.ppo_epochs,
+        )
 
 
 @dataclass

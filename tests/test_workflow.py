@@ -82,7 +82,8 @@ def expected_jobs(plan: WorkflowPlan) -> dict[str, int]:
     if plan.ablation:
         counts["train_nocurriculum"] = pipelines
     for group in plan.best_response_types:
-        counts[f"best_response_{group}"] = pipelines * len(plan.best_response_branches)
+        counts[f"best_response_{group}"] = (pipelines * len(plan.best_response_branches)
+                                            * len(plan.best_response_probes(group)))
     return counts
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -97,14 +98,19 @@ def trajectory(data: TensorDictBase, economy_index: int = 0) -> dict:
     return {"firm": firm, "consumer": consumer, "government": government}
 
 
-def evaluate_session(session: Session, plan: EpisodePlan, episodes: int, keep_trajectory: bool = True) -> dict:
+def evaluate_session(session: Session, plan: EpisodePlan, episodes: int, keep_trajectory: bool = True,
+                     extra: Callable[[TensorDictBase], dict[str, torch.Tensor]] | None = None) -> dict:
+    """Means and intervals over `episodes` x economies; `extra` adds per-economy samples of its own."""
     samples: dict[str, list[torch.Tensor]] = {}
     firms: dict[str, list[torch.Tensor]] = {}
     first = None
     for _ in range(episodes):
         session.apply(plan)
         data = session.collect()
-        for key, value in economy_samples(data, session.economy).items():
+        per_economy = economy_samples(data, session.economy)
+        if extra is not None:
+            per_economy.update(extra(data))
+        for key, value in per_economy.items():
             samples.setdefault(key, []).append(value)
         for key, value in firm_samples(data).items():
             firms.setdefault(key, []).append(value)
@@ -146,10 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = ExperimentConfig.load(args.config, args.overrides)
-        session, _ = session_from_checkpoint(config, args.ckpt, num_envs=config.evaluation.num_envs)
+        session, payload = session_from_checkpoint(config, args.ckpt, num_envs=config.evaluation.num_envs)
         episodes = args.episodes or config.evaluation.episodes
         torch.manual_seed(config.training.seed + 1_000_003)
         result = evaluate_session(session, final_plan(session, config), episodes)
+        result["collapsed_at"] = payload.get("collapsed_at")  # a fixed-tax branch stopped early (learning.collapse)
     except (ConfigError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -249,7 +249,7 @@ class Results:
                     self.evaluations[economy, seed, branch] = json.loads(path.read_text())
                 for branch in plan.best_response_branches:
                     for group in plan.best_response_types:
-                        base = self.pipe(economy, seed) / branch / "best_response" / group
+                        base = self.pipe(economy, seed) / branch / "best_response" / group / plan.best_response_learners[0]
                         self.best_responses[economy, seed, branch, group] = json.loads(
                             (base / "best_response.json").read_text()
                         )

@@ -23,7 +23,7 @@ from ..config import GROUPS, ExperimentConfig
 from .algorithms import GroupLearner
 from .curriculum import EpisodePlan
 from .metrics import episode_metrics
-from .policies import FixedAction, build_policies
+from .policies import FixedAction, TypePolicy, build_policies, group_layouts
 
 
 @dataclass(frozen=True)
@@ -100,18 +100,30 @@ class Session:
             backend=training.backend,
         )
         self.policies = build_policies(self.env, config.policy.options(), config.policy.factory)
+        self.layouts = group_layouts(self.env)
         fixed_actions = dict(fixed_actions or {})
         if variant.fixed_rates is not None:
             fixed_actions["government"] = fixed_tax_action(economy, *variant.fixed_rates)
         sizes = {"consumer": economy.n_consumers, "firm": economy.n_firms, "government": 1}
         self.fixed = {g: FixedAction(g, sizes[g], a) for g, a in fixed_actions.items()}
-        self.joint_policy = TensorDictSequential(
-            *[self.fixed[g] if g in self.fixed else self.policies[g].collector for g in GROUPS]
-        )
+        self._join_policies()
         self.learners = self.make_learners(training.algorithm, training.ppo_epochs, training.learning_rate)
         self.episode = 0
         self.no_ponzi = {g: s.initial for g, s in config.curriculum.no_ponzi.items()}
         self.env.set_no_ponzi_multipliers(**self.no_ponzi)
+
+    def _join_policies(self) -> None:
+        self.joint_policy = TensorDictSequential(
+            *[self.fixed[g] if g in self.fixed else self.policies[g].collector for g in GROUPS]
+        )
+
+    def replace_network(self, group: str, network: torch.nn.Module) -> None:
+        """Play `group` with another network from now on (an individual deviation, say).
+
+        Learners hold the old network's parameters: make new ones (`make_learners`) before training.
+        """
+        self.policies[group] = TypePolicy(self.layouts[group], network)
+        self._join_policies()
 
     def make_learners(self, algorithm: str, epochs: int, learning_rates: dict[str, float]) -> dict[str, GroupLearner]:
         t = self.config.training
@@ -147,7 +159,11 @@ class Session:
                 self.economy.episode_length, self.joint_policy, break_when_any_done=False, auto_reset=True
             )
 
-    def run_episode(self, plan: EpisodePlan, learn: bool = True) -> tuple[TensorDictBase, dict[str, float]]:
+    def run_episode(
+        self, plan: EpisodePlan, learn: bool = True, adapt_penalties: bool = True
+    ) -> tuple[TensorDictBase, dict[str, float]]:
+        """One episode of every economy; with `learn`, an update of the plan's training types and (unless
+        `adapt_penalties` is off, as for a best response against a frozen economy) of the no-Ponzi multipliers."""
         self.apply(plan)
         data = self.collect()
         metrics = episode_metrics(data, self.economy)
@@ -156,7 +172,8 @@ class Session:
                 if group in self.fixed:
                     continue
                 metrics.update(self.learners[group].update(data, plan.entropy[group]))
-            self._update_no_ponzi(data)
+            if adapt_penalties:
+                self._update_no_ponzi(data)
         self.episode += 1
         return data, metrics
 

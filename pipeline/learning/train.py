@@ -27,6 +27,7 @@ from envs.rbc.config import ConfigError
 from ..config import ExperimentConfig
 from ..tracking import Tracker
 from .checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint
+from .collapse import PRODUCTION, CollapseWatch
 from .curriculum import Curriculum
 from .metrics import MetricsLog
 from .policies import resolve_bf16
@@ -73,6 +74,7 @@ def run_stage(
     if start is None:
         raise ConfigError(f"unknown stage {stage!r}; the curriculum's stages are {list(curriculum.bounds)}")
     session = Session(config, variant)
+    collapsed_at = None
     resume = Path(f"{out}.resume")
     # Until the stage completes, its metrics live beside the resume checkpoint under a name the workflow
     # does not declare: Snakemake deletes the declared outputs of an interrupted job before rerunning it,
@@ -94,7 +96,11 @@ def run_stage(
         payload = load_checkpoint(init)
         check_compatible(payload, config, init)
         ended = payload["session"]["episode"]
-        if not payload.get("stage_complete") or ended != start:
+        collapsed_at = payload.get("collapsed_at")
+        if collapsed_at is not None:
+            print(f"stage {stage!r}: the branch collapsed at episode {collapsed_at} ({init}); passed through "
+                  "without training", file=sys.stderr)
+        elif not payload.get("stage_complete") or ended != start:
             raise CheckpointError(
                 f"checkpoint {init} ends at episode {ended} (stage {payload['stage']!r}"
                 f"{'' if payload.get('stage_complete') else ', incomplete'}), but stage {stage!r} starts at episode {start}"
@@ -103,6 +109,9 @@ def run_stage(
     elif start != 0:
         raise CheckpointError(f"stage {stage!r} starts at episode {start}: give --init with the previous stage's checkpoint")
     metrics_log.truncate(session.episode)
+    watch = CollapseWatch(config.training.collapse_window, config.training.collapse_production,
+                          enabled=variant.fixed_rates is not None)
+    watch.replay(metrics_log.rows)
 
     tracker = Tracker(
         config.tracking,
@@ -113,22 +122,29 @@ def run_stage(
     ).start(params={"config": config.to_dict(), "variant": variant.as_dict(), "stage": stage})
 
     def payload(complete: bool) -> dict:
-        return {
+        data = {
             "config": config.to_dict(),
             "stage": stage,
             "stage_complete": complete,
             "session": session.state_dict(),
         }
+        if collapsed_at is not None:
+            data["collapsed_at"] = collapsed_at
+        return data
 
     began = time.perf_counter()
     bar = tqdm(total=end - start, initial=session.episode - start, desc=stage, unit="ep",
                disable=not progress, mininterval=2.0, file=sys.stderr)
     try:
-        while session.episode < end:
+        while collapsed_at is None and session.episode < end:
             plan = curriculum.plan(session.episode)
             _, metrics = session.run_episode(plan)
             row = {**stage_plan_row(plan), **metrics}
             metrics_log.append(row)
+            if watch.observe(metrics[PRODUCTION]):
+                collapsed_at = session.episode
+                print(f"stage {stage!r}: the economy collapsed ({watch.describe()}); the branch stops at episode "
+                      f"{collapsed_at}", file=sys.stderr)
             if plan.episode % config.tracking.log_every == 0 or session.episode == end:
                 tracker.log_metrics({k: v for k, v in row.items() if k != "episode"}, step=plan.episode)
             bar.update(1)

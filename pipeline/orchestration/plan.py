@@ -26,6 +26,8 @@ from ..config import GROUPS, ExperimentConfig, apply_overrides
 
 ABLATION = "nocurriculum"
 PREFIX = "prefix"
+POWER = "power"  # the best-response search started from an untrained network of the type
+INDIVIDUAL = "agent_"  # prefix of an individual deviation's probe name
 CONFIG_KINDS = ("train", "evaluate", "best_response", "ablation_train", "ablation_evaluate")
 
 
@@ -84,7 +86,8 @@ class WorkflowPlan:
         known = {
             "profile", "seeds", "economies", "threads_per_job", "prefix_stages", "fixed_taxes",
             "consumer_welfare_branch", "consumer_welfare_max_corporate_tax", "ablation", "best_response_types",
-            "best_response_branches", "experiment", "economy_seeds", "tax_grid",
+            "best_response_branches", "experiment", "economy_seeds", "tax_grid", "best_response_power",
+            "best_response_individual",
         }
         for key in config:
             if key not in known:
@@ -162,6 +165,18 @@ class WorkflowPlan:
         ):
             _fail("best_response_branches", self.best_response_branches,
                   f"learned-tax branches from {[b for b, v in self.branches.items() if v.fixed_tax is None]}")
+        self.best_response_learners = base.best_response.learner_names()
+        self.best_response_power = config.get("best_response_power", False)
+        if not isinstance(self.best_response_power, bool):
+            _fail("best_response_power", self.best_response_power, "true or false")
+        self.best_response_individual = config.get("best_response_individual", [])
+        if not isinstance(self.best_response_individual, list) or any(
+            t not in ("consumer", "firm") or t not in self.best_response_types for t in self.best_response_individual
+        ):
+            _fail("best_response_individual", self.best_response_individual,
+                  f"a list of types from {[t for t in self.best_response_types if t != 'government']} "
+                  "(types of several agents that have a best response)")
+        self._n_agents = {e: self._validated(e, self.seeds_of(e)[0], "experiment").economy for e in self.economies}
         for economy in self.economies:
             for seed in self.seeds_of(economy):
                 for kind in CONFIG_KINDS:
@@ -189,6 +204,30 @@ class WorkflowPlan:
 
     def pipelines(self) -> list[tuple[str, int]]:
         return [(economy, seed) for economy in self.economies for seed in self.seeds_of(economy)]
+
+    # ------------------------------------------------------------------ best responses
+    def best_response_probes(self, group: str) -> list[str]:
+        """The searches run for one type: one per learner, the power check, and one individual deviation per
+        learner ("agent_<learner>") for types of several agents."""
+        probes = list(self.best_response_learners)
+        if self.best_response_power:
+            probes.append(POWER)
+        if group in self.best_response_individual:
+            probes += [f"{INDIVIDUAL}{name}" for name in self.best_response_learners]
+        return probes
+
+    def deviating_agent(self, economy: str, seed: int, group: str) -> int:
+        """The agent that deviates alone: another one for each seed, so seeds also sample agents."""
+        economy_config = self._n_agents[economy]
+        return seed % (economy_config.n_consumers if group == "consumer" else economy_config.n_firms)
+
+    def best_response_flags(self, economy: str, seed: int, group: str, probe: str) -> str:
+        if probe == POWER:
+            return f"--learner {self.best_response_learners[0]} --start untrained"
+        if probe.startswith(INDIVIDUAL):
+            learner = probe.removeprefix(INDIVIDUAL)
+            return f"--learner {learner} --agent {self.deviating_agent(economy, seed, group)}"
+        return f"--learner {probe}"
 
     # ------------------------------------------------------------------ experiment configs
     def experiment_id(self, economy: str) -> str:

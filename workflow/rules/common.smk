@@ -51,6 +51,7 @@ def report_inputs(w):
             files.append(f"{pipe}/{ABLATION}/{ABLATION}.metrics.csv")
         for branch in PLAN.best_response_branches:
             for group in PLAN.best_response_types:
-                files.append(f"{pipe}/{branch}/best_response/{group}/best_response.json")
-                files.append(f"{pipe}/{branch}/best_response/{group}/curve.csv")
+                for probe in PLAN.best_response_probes(group):
+                    files.append(f"{pipe}/{branch}/best_response/{group}/{probe}/best_response.json")
+                    files.append(f"{pipe}/{branch}/best_response/{group}/{probe}/curve.csv")
     return files
