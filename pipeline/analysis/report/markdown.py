@@ -6,7 +6,9 @@ summary lacks, so every number in the text is a number of the JSON, only formatt
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +102,24 @@ def pluck(mapping: dict, *path: str) -> dict:
     return out
 
 
-FILTERS = {"num": num, "ci": ci, "cells": cells, "pct": pct, "rate": rate, "rates": rates, "ratio_text": ratio_text,
-           "yes_no": yes_no, "verdict": verdict, "g": general, "fixed": fixed, "branch_label": branch_label,
-           "label": label, "pluck": pluck}
+def strict(fn: Callable) -> Callable:
+    """A filter that refuses a missing key: formatting it as n/a would hide that the summary lacks the number."""
+
+    @functools.wraps(fn)
+    def checked(*args: Any) -> Any:
+        for arg in args:
+            if isinstance(arg, jinja2.Undefined):
+                str(arg)  # a StrictUndefined raises UndefinedError here, naming the missing key
+        return fn(*args)
+
+    return checked
+
+
+FILTERS = {name: strict(fn) for name, fn in {
+    "num": num, "ci": ci, "cells": cells, "pct": pct, "rate": rate, "rates": rates, "ratio_text": ratio_text,
+    "yes_no": yes_no, "verdict": verdict, "g": general, "fixed": fixed, "branch_label": branch_label,
+    "label": label, "pluck": pluck,
+}.items()}
 
 
 def environment() -> jinja2.Environment:
