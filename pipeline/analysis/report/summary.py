@@ -119,10 +119,10 @@ def definitions(results: Results) -> dict:
                             "(evaluation rollouts), interval from both evaluations' intervals",
         "epsilon.relative": "absolute / training gain; training gain = mean reward over the last W episodes "
                             "of the final stage minus mean reward over the first W episodes of the first "
-                            f"stage in which the type trained ({first_stage_of}); W = "
-                            f"{TRAINING_WINDOW_FRACTION:g} x the stage's episodes, at least {TRAINING_WINDOW_MIN}, at most "
-                            f"{TRAINING_WINDOW_CAP}; undefined (null) when the training gain is not positive;"
-                            " over seeds: the worst (largest) seed, as the paper's Table 3",
+                            f"stage in which the type trained ({first_stage_of}); W = {TRAINING_WINDOW_FRACTION:g} x "
+                            f"the stage's episodes, at least {TRAINING_WINDOW_MIN}, at most {TRAINING_WINDOW_CAP}; "
+                            "undefined (null) when the training gain is not positive; "
+                            "over seeds: the worst (largest) seed, as the paper's Table 3",
         "epsilon.relative_vs_untrained": "absolute / (type's reward with its trained network minus with a "
                                          "freshly initialized one), both measured by the best-response rule "
                                          "under its evaluation conditions (full disutility, no masks)",
