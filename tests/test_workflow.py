@@ -592,7 +592,7 @@ def test_a_firm_idle_in_one_seed_is_reported_although_the_pooled_mean_hides_it()
 def test_learned_taxes_are_compared_with_every_fixed_rate_and_with_the_papers_rates_alone():
     from types import SimpleNamespace
 
-    from pipeline.analysis.report import _per_step_welfare_text, welfare_table
+    from pipeline.analysis.report import per_step_welfare, welfare_table
 
     def evaluation(mean: float) -> dict:
         return {"metrics": {"welfare/total": {"mean": mean, "ci95": [mean - 10.0, mean + 10.0]}}}
@@ -609,8 +609,8 @@ def test_learned_taxes_are_compared_with_every_fixed_rate_and_with_the_papers_ra
     assert table["best_paper_rate"]["rate"] == 0.2
     assert table["ratio_to_best_paper_rate"] == pytest.approx(3000 / 2500)
     assert table["ci_overlap_with_best_paper_rate"] is False
-    text = _per_step_welfare_text(table, episode_length=10)
-    assert "learned 300" in text and "best fixed 310" in text and "best of the paper's rates 250" in text
+    assert per_step_welfare(table, episode_length=10) == pytest.approx(
+        {"learned": 300.0, "best_fixed": 310.0, "best_paper_rate": 250.0})
 
 
 def test_relations_across_runs_take_one_point_per_producing_run():
