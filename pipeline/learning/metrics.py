@@ -99,12 +99,30 @@ def episode_metrics(data: TensorDictBase, economy: RBCConfig) -> dict[str, float
     return {key: float(value.mean()) for key, value in economy_samples(data, economy).items()}
 
 
+# Student t quantiles t(0.975, dof) for dof 1..30 (standard tables); beyond, the Cornish-Fisher expansion.
+_T975 = (12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004, 2.262157, 2.228139,
+         2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905, 2.109816, 2.100922, 2.093024, 2.085963,
+         2.079614, 2.073873, 2.068658, 2.063899, 2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272)
+_Z975 = 1.959963985
+
+
+def t975(dof: int) -> float:
+    """The 97.5% quantile of Student's t with `dof` degrees of freedom (a two-sided 95% interval)."""
+    if dof < 1:
+        raise ValueError(f"a t quantile needs at least one degree of freedom, not {dof}")
+    if dof <= len(_T975):
+        return _T975[dof - 1]
+    z, v = _Z975, float(dof)
+    return (z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3))
+
+
 def mean_ci95(samples: list[float] | torch.Tensor) -> dict[str, float | list[float]]:
-    """Mean and normal-approximation 95% confidence interval of the mean."""
+    """Mean and Student-t 95% confidence interval of the mean (n - 1 degrees of freedom)."""
     x = torch.as_tensor(samples, dtype=torch.float64).flatten()
     n = x.numel()
     mean = float(x.mean()) if n else float("nan")
-    half = 1.959964 * float(x.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan")
+    half = t975(n - 1) * float(x.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan")
     return {"mean": mean, "ci95": [mean - half, mean + half], "n": n}
 
 
