@@ -75,6 +75,7 @@ def expected_jobs(plan: WorkflowPlan) -> dict[str, int]:
         "evaluate": sum(len(plan.evaluated_branches(economy)) for economy, _ in pipelines),
         "report": 1,
         "all": 1,
+        **({"machine": 1} if plan.record_machine else {}),
     }
     for stage in plan.stages:
         counts[f"train_{stage}"] = sum(len(plan.branch_of_stage(stage, economy)) for economy, _ in pipelines)
@@ -523,6 +524,7 @@ def test_changing_the_evaluation_episodes_reruns_evaluations_and_report_only(smo
         "evaluate": pipelines * len(plan.evaluated_branches()),
         "report": 1,
         "all": 1,
+        **({"machine": 1} if plan.record_machine else {}),
     }
 
 

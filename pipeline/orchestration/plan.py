@@ -87,7 +87,7 @@ class WorkflowPlan:
             "profile", "seeds", "economies", "threads_per_job", "prefix_stages", "fixed_taxes",
             "consumer_welfare_branch", "consumer_welfare_max_corporate_tax", "ablation", "best_response_types",
             "best_response_branches", "experiment", "economy_seeds", "tax_grid", "best_response_power",
-            "best_response_individual",
+            "best_response_individual", "record_machine",
         }
         for key in config:
             if key not in known:
@@ -165,6 +165,9 @@ class WorkflowPlan:
         ):
             _fail("best_response_branches", self.best_response_branches,
                   f"learned-tax branches from {[b for b, v in self.branches.items() if v.fixed_tax is None]}")
+        self.record_machine = config.get("record_machine", True)
+        if not isinstance(self.record_machine, bool):
+            _fail("record_machine", self.record_machine, "true or false")
         self.best_response_learners = base.best_response.learner_names()
         self.best_response_power = config.get("best_response_power", False)
         if not isinstance(self.best_response_power, bool):

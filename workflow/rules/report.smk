@@ -1,10 +1,28 @@
 # The report: the paper's tables and figures for this project, in results/<profile>/.
 
 
+# The machine the wall times belong to (benchmarks/machine.py): measured first, with every core reserved so
+# that no training job runs beside the measurement.
+rule machine:
+    output:
+        f"{R}/machine.json",
+    params:
+        script=os.path.join(workflow.basedir, "..", "benchmarks", "machine.py"),
+    threads: workflow.cores
+    priority: 200
+    log:
+        f"{LOGS}/machine.log",
+    conda:
+        "../envs/dge-marl.yaml"
+    shell:
+        "python {params.script} --out {output} > {log} 2>&1"
+
+
 rule report:
     input:
         workflow=f"{R}/workflow.yaml",
         results=report_inputs,
+        machine=[f"{R}/machine.json"] if PLAN.record_machine else [],
     output:
         summary=f"{R}/summary.md",
         data=f"{R}/summary.json",
