@@ -65,3 +65,16 @@ def test_grid_rates_from_snakemakes_command_line_are_numbers(config):
     plan = WorkflowPlan({**config, **given})
     assert plan.branches["fixed00c40"].fixed_rates == (0.0, 0.4)
     assert plan.branches["fixed20c40"].fixed_rates == (0.2, 0.4)
+
+
+def test_best_response_probes_per_type(config):
+    plan = WorkflowPlan({**config, "best_response_power": True, "best_response_individual": ["consumer", "firm"]})
+    learners = plan.best_response_learners
+    assert plan.best_response_probes("consumer") == [*learners, "power", f"agent_{learners[0]}"]
+    assert plan.best_response_probes("government") == [*learners, "power"]
+    # the deviating agent cycles with the seed over the type's agents (100 consumers, 10 firms by default)
+    assert [plan.deviating_agent("open", s, "firm") for s in (0, 3, 10, 13)] == [0, 3, 0, 3]
+    assert plan.best_response_flags("open", 13, "firm", "power") == f"--learner {learners[0]} --start untrained"
+    assert plan.best_response_flags("open", 13, "consumer", f"agent_{learners[0]}") == f"--learner {learners[0]} --agent 13"
+    with pytest.raises(ConfigError, match="best_response_individual="):
+        WorkflowPlan({**config, "best_response_individual": ["government"]})

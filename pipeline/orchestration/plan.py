@@ -210,13 +210,13 @@ class WorkflowPlan:
 
     # ------------------------------------------------------------------ best responses
     def best_response_probes(self, group: str) -> list[str]:
-        """The searches run for one type: one per learner, the power check, and one individual deviation per
-        learner ("agent_<learner>") for types of several agents."""
+        """The searches run for one type: one per learner (the gap is their largest gain), the power check, and,
+        for types of several agents, one agent deviating alone ("agent_<learner>", with the first learner)."""
         probes = list(self.best_response_learners)
         if self.best_response_power:
             probes.append(POWER)
         if group in self.best_response_individual:
-            probes += [f"{INDIVIDUAL}{name}" for name in self.best_response_learners]
+            probes.append(f"{INDIVIDUAL}{self.best_response_learners[0]}")
         return probes
 
     def deviating_agent(self, economy: str, seed: int, group: str) -> int:
