@@ -18,8 +18,9 @@ parallel economies one run measures
   * all of it again in a child process whose glibc malloc keeps freed memory (KEEP_FREED_MEMORY),
     because page faults on the update's large temporaries turned out to cost as much as its matmuls.
 
-Targets: the update reaches >= 40% of the measured matmul rate; the rollout costs <= 1.3x its
-floor. Every time is the median of timed repeats after a warm-up iteration.
+Targets: the update reaches >= 50% of the measured matmul rate of its precision (the bf16 rate for bf16 runs
+on a CPU with native bf16, the fp32 rate otherwise); the rollout costs <= 1.2x its floor. End-to-end
+env-steps per second (whole economies stepped and learned from) are printed beside the paper's GPU figure. Every time is the median of timed repeats after a warm-up iteration.
 
     python benchmarks/train_throughput.py                 # the full measurement (2 threads)
     python benchmarks/train_throughput.py --envs 16 --repeats 2 --json out.json
@@ -50,8 +51,11 @@ from pipeline.learning.metrics import episode_metrics  # noqa: E402
 from pipeline.learning.policies import cpu_has_fast_bf16, group_layouts  # noqa: E402
 from pipeline.learning.session import Session  # noqa: E402
 
-UPDATE_TARGET = 0.40
-ROLLOUT_TARGET = 1.3
+UPDATE_TARGET = 0.50
+ROLLOUT_TARGET = 1.2
+# The paper's GPU implementation steps about 3,000 whole economies per second (100 consumers, 10 firms and the
+# government: env-steps of the full economy, learning included), the figure end-to-end throughput is read against.
+PAPER_ENV_STEPS_PER_S = 3000.0
 
 
 def experiment(num_envs: int, bf16: bool) -> ExperimentConfig:
@@ -276,6 +280,7 @@ def measure(num_envs: int, repeats: int, bf16: bool) -> dict[str, float]:
     economy = bench.session.economy
     agents = economy.n_consumers + economy.n_firms + 1
     result["agent_steps_per_s"] = num_envs * economy.episode_length * agents / result["total"]
+    result["env_steps_per_s"] = num_envs * economy.episode_length / result["total"]
     result["update_gflops"] = result["update_gflop"] / result["update"]
     result["rollout_ratio"] = result["rollout"] / (result["floor/env"] + result["floor/policy"])
     return result
@@ -314,9 +319,13 @@ def main(argv: list[str] | None = None) -> int:
         child_args = ["--envs", *map(str, args.envs), "--repeats", str(args.repeats), "--threads", str(args.threads)]
         child = measure_in_child(child_args + (["--no-bf16"] if args.no_bf16 else []))
         report["runs"].update(child["runs"])
-    for runs in report["runs"].values():
+    for name, runs in report["runs"].items():
         for num_envs, r in runs.items():
-            r["update_fraction_of_peak"] = r["update_gflops"] / report["peak"][int(num_envs)]["fp32_peak"]
+            peak = report["peak"][int(num_envs)]
+            r["update_fraction_of_peak"] = r["update_gflops"] / peak["fp32_peak"]
+            native_bf16 = name.startswith("bf16") and report["cpu_has_fast_bf16"]
+            r["own_peak"] = max(peak["bf16"].values()) if native_bf16 else peak["fp32_peak"]
+            r["update_fraction_of_own_peak"] = r["update_gflops"] / r["own_peak"]
     if not args.no_bf16 and not args.no_accuracy:
         report["bf16_accuracy"] = bf16_accuracy(min(args.envs))
     report["load_after"] = os.getloadavg()[0]
@@ -338,21 +347,24 @@ def print_report(report: dict) -> None:
              max(report["load_before"], report["load_after"]) > 0.5 else ""))
     print("Native bf16 matmuls on this CPU: " + ("yes, `policy.bf16: auto` uses bf16 autocast" if
           report["cpu_has_fast_bf16"] else "no, `policy.bf16: auto` stays in fp32 (bf16 would be emulated)"))
-    header = (f"{'run':>16} {'E':>4} {'s/iter':>7} {'agent-steps/s':>14} {'rollout':>8} {'floor':>6} {'ratio':>6} "
-              f"{'<=1.3':>5} {'update':>7} {'GFLOP':>6} {'GFLOP/s':>8} {'peak':>5} {'frac':>5} {'>=40%':>5}")
+    header = (f"{'run':>16} {'E':>4} {'s/iter':>7} {'env-steps/s':>12} {'/paper':>7} {'rollout':>8} {'floor':>6} "
+              f"{'ratio':>6} {f'<={ROLLOUT_TARGET}':>5} {'update':>7} {'GFLOP':>6} {'GFLOP/s':>8} {'peak':>5} "
+              f"{'frac':>5} {f'>={UPDATE_TARGET:.0%}':>5}")
     print("\n" + header)
     print("-" * len(header))
     for name, runs in report["runs"].items():
         for num_envs, r in runs.items():
             floor = r["floor/env"] + r["floor/policy"]
-            peak = report["peak"][int(num_envs)]["fp32_peak"]
-            print(f"{name:>16} {num_envs:>4} {r['total']:>7.3f} {r['agent_steps_per_s']:>14,.0f} {r['rollout']:>8.3f} "
-                  f"{floor:>6.3f} {r['rollout_ratio']:>6.2f} {verdict(r['rollout_ratio'] <= ROLLOUT_TARGET):>5} "
-                  f"{r['update']:>7.3f} {r['update_gflop']:>6.1f} {r['update_gflops']:>8.1f} {peak:>5.0f} "
-                  f"{r['update_fraction_of_peak']:>5.0%} {verdict(r['update_fraction_of_peak'] >= UPDATE_TARGET):>5}")
-    print("\n(rollout, floor and update in s per iteration; floor = bare env step + policy forward passes; "
-          "frac = update GFLOP/s / fp32 matmul peak;\n bf16 rows use the fp32 peak too, so their fraction can "
-          "exceed what fp32 could reach)")
+            env_steps = r["env_steps_per_s"]
+            print(f"{name:>16} {num_envs:>4} {r['total']:>7.3f} {env_steps:>12,.0f} {env_steps / PAPER_ENV_STEPS_PER_S:>7.2f} "
+                  f"{r['rollout']:>8.3f} {floor:>6.3f} {r['rollout_ratio']:>6.2f} "
+                  f"{verdict(r['rollout_ratio'] <= ROLLOUT_TARGET):>5} {r['update']:>7.3f} {r['update_gflop']:>6.1f} "
+                  f"{r['update_gflops']:>8.1f} {r['own_peak']:>5.0f} {r['update_fraction_of_own_peak']:>5.0%} "
+                  f"{verdict(r['update_fraction_of_own_peak'] >= UPDATE_TARGET):>5}")
+    print(f"\n(rollout, floor and update in s per iteration; floor = bare env step + policy forward passes; "
+          f"env-steps/s = economies x steps per iteration / s per iteration, /paper = against the paper's "
+          f"{PAPER_ENV_STEPS_PER_S:,.0f} on a GPU;\n peak = the measured matmul rate of the run's precision (bf16 where "
+          "this CPU has it natively), frac = update GFLOP/s / peak)")
     print("\nMeasured matmul GFLOP/s (m x k x n, preallocated output):")
     for num_envs, peak in report["peak"].items():
         fp32 = ", ".join(f"{k} {v:.0f}" for k, v in peak["fp32"].items())
