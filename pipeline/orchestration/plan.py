@@ -15,7 +15,9 @@ with full action ranges for the same number of episodes.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,6 +25,7 @@ import yaml
 from envs.rbc.config import ConfigError, RBCConfig
 
 from ..config import GROUPS, ExperimentConfig, apply_overrides
+from ..factory import check_factory
 
 ABLATION = "nocurriculum"
 PREFIX = "prefix"
@@ -80,6 +83,52 @@ def _fail(key: str, value: Any, allowed: str) -> None:
     raise ConfigError(f"invalid workflow config: {key}={value!r}; allowed: {allowed}")
 
 
+_NULL_TEXT = ("null", "Null", "NULL", "~")  # YAML's nulls, as Snakemake's --config hands them over (text)
+
+
+def check_overrides(workflow_configfile: str | Path, configfiles: Sequence[str | Path], command_line: Mapping) -> None:
+    """Refuse an override that Snakemake's merge silently drops: an empty mapping over a non-empty one.
+
+    `--config economies={}` reads as "no economies" but merges key by key into default.yaml's economies
+    and changes nothing. The sources are merged in Snakemake's order (the workflow's configfile, each
+    --configfile, then --config); an empty mapping is refused only where what came before it is not
+    empty (under a new key, such as a new economy with default settings, it is kept and fine).
+    """
+    state = _load(workflow_configfile)
+    sources = [(str(path), _load(path)) for path in configfiles] + [("--config", command_line)]
+    for source, data in sources:
+        for key in _ignored_empty_mappings(data, state):
+            where = f"--config {key}={{}}" if source == "--config" else f"{key}: {{}} in {source}"
+            drop = (" To leave an economy out, set it to null, e.g. --config 'economies={closed: null}'."
+                    if key == "economies" else "")
+            raise ConfigError(f"invalid workflow config: {where} changes nothing: Snakemake merges a mapping key by "
+                              f"key into the profile's, so an empty one removes nothing; give the keys to change.{drop}")
+        state = _merge(state, data)
+
+
+def _load(path: str | Path) -> dict:
+    return yaml.safe_load(Path(path).read_text()) or {}
+
+
+def _merge(base: Any, over: Any) -> Any:
+    """Snakemake's update_config: mappings merge key by key, anything else replaces."""
+    if isinstance(base, Mapping) and isinstance(over, Mapping):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
+    return copy.deepcopy(over)
+
+
+def _ignored_empty_mappings(data: Any, merged: Any, prefix: str = "") -> list[str]:
+    found = []
+    if isinstance(data, Mapping) and isinstance(merged, Mapping):
+        for key, value in data.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, Mapping) and not value and isinstance(merged.get(key), Mapping) and merged[key]:
+                found.append(dotted)
+            else:
+                found += _ignored_empty_mappings(value, merged.get(key), f"{dotted}.")
+    return found
+
+
 class WorkflowPlan:
     def __init__(self, config: dict):
         config = copy.deepcopy(config)
@@ -100,9 +149,14 @@ class WorkflowPlan:
             isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds
         ):
             _fail("seeds", self.seeds, "a non-empty list of integers >= 0")
-        self.economies = config.get("economies", {"open": {"open_economy": True}})
-        if not isinstance(self.economies, dict) or not self.economies:
-            _fail("economies", self.economies, "a mapping of economy names to economy overrides")
+        economies = config.get("economies", {"open": {"open_economy": True}})
+        if not isinstance(economies, dict) or not economies:
+            _fail("economies", economies, "a mapping of economy names to economy overrides")
+        # An economy set to null is left out: Snakemake's merge cannot delete a key, so this is how a profile or
+        # the command line (where null arrives as text) drops one of default.yaml's economies.
+        self.economies = {name: o for name, o in economies.items() if o is not None and o not in _NULL_TEXT}
+        if not self.economies:
+            _fail("economies", economies, "a mapping with at least one economy not set to null")
         for name, overrides in self.economies.items():
             if not str(name).isidentifier():
                 _fail(f"economies.{name}", overrides, "economy names made of letters, digits and '_'")
@@ -117,6 +171,8 @@ class WorkflowPlan:
             _fail("experiment", self.experiment, "a mapping (the experiment config)")
 
         base = self._validated(next(iter(self.economies)), self.seeds[0], "experiment")
+        # Every economy shares the experiment's policy section, so one check covers them all.
+        check_factory(base.policy.factory, "experiment.policy.factory")
         stages = [s.name for s in base.curriculum.stages]
         n_prefix = config.get("prefix_stages", 2)
         if isinstance(n_prefix, bool) or not isinstance(n_prefix, int) or not 0 < n_prefix < len(stages):
