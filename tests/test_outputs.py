@@ -47,7 +47,7 @@ def read_only_dir(tmp_path):
 @pytest.fixture
 def no_training(monkeypatch):
     """Fail the test if any episode runs: the checks must come first."""
-    def refuse(self, plan, learn=True):
+    def refuse(self, plan, *args, **kwargs):
         raise AssertionError("an episode ran before the output was checked")
 
     monkeypatch.setattr(Session, "run_episode", refuse)
@@ -135,11 +135,11 @@ def test_interrupted_evaluation_and_best_response_say_what_to_do(tmp_path, train
     monkeypatch.undo()
     run_episode = Session.run_episode
 
-    def stop_at_third(self, plan, learn=True):
+    def stop_at_third(self, plan, *args, **kwargs):
         if len(calls) == 2:  # best-response episodes run through run_episode; evaluations do not
             raise KeyboardInterrupt
         calls.append(plan.episode)
-        return run_episode(self, plan, learn)
+        return run_episode(self, plan, *args, **kwargs)
 
     calls: list[int] = []
     monkeypatch.setattr(Session, "run_episode", stop_at_third)
@@ -162,3 +162,24 @@ def test_an_output_path_through_a_file_or_onto_a_directory_is_refused_before_tra
     assert train.main(["--config", str(config), "--stage", "consumers", "--out", out, "--no-progress"]) == 2
     assert one_line(capsys) == (f"error: cannot write {out}: {says}; choose an output path whose directories are "
                                 "directories and that is not one itself")
+
+
+def test_a_diverging_best_response_stops_naming_the_type_and_episode(tmp_path, trained, monkeypatch, capsys):
+    config, ckpt = trained
+    run_episode, calls = Session.run_episode, []
+
+    def poisoned(self, plan, *args, **kwargs):
+        if len(calls) == 1:
+            self.learners["firm"].reward_scale = 0.0  # rewards / 0: the loss is no longer a number
+        calls.append(plan.episode)
+        return run_episode(self, plan, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "run_episode", poisoned)
+    out = tmp_path / "br"
+    assert best_response.main(["--config", str(config), "--ckpt", str(ckpt), "--type", "firm", "--out", str(out),
+                               "--episodes", "4", "--no-progress"]) == 2
+    err = one_line(capsys)
+    assert err.startswith("error: the firm best response diverged at its episode 1: the firm loss or gradient is not "
+                          "finite"), err
+    assert err.endswith("lower its learner's learning rate for firm (now 0.001, best_response) and run again")
+    assert not (out / "best_response.json").exists()

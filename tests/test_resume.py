@@ -26,10 +26,10 @@ def stop_at(monkeypatch, episode: int) -> None:
     """Make the next stage run stop as Ctrl-C would, when the session reaches `episode`."""
     run_episode = Session.run_episode
 
-    def interrupted(self, plan, learn=True):
+    def interrupted(self, plan, *args, **kwargs):
         if self.episode == episode:
             raise KeyboardInterrupt
-        return run_episode(self, plan, learn)
+        return run_episode(self, plan, *args, **kwargs)
 
     monkeypatch.setattr(Session, "run_episode", interrupted)
 
@@ -155,10 +155,10 @@ def test_divergence_keeps_the_last_good_resume_checkpoint(tmp_path, monkeypatch,
     monkeypatch.undo()
     run_episode = Session.run_episode
 
-    def poisoned(self, plan, learn=True):
+    def poisoned(self, plan, *args, **kwargs):
         if self.episode == 4:
             self.learners["consumer"].reward_scale = 0.0  # rewards / 0: the loss is no longer a number
-        return run_episode(self, plan, learn)
+        return run_episode(self, plan, *args, **kwargs)
 
     monkeypatch.setattr(Session, "run_episode", poisoned)
     assert train.main(stage_args(config, out)) == 2
