@@ -287,8 +287,8 @@ def _main(args: argparse.Namespace) -> int:
         try:
             fixed_tax_action(config.economy, *variant.fixed_rates)
         except ValueError as err:
-            raise ConfigError(f"--fixed-tax {args.fixed_tax} --fixed-corporate-tax {args.fixed_corporate_tax}: "
-                              f"{err}") from None
+            corporate = "" if args.fixed_corporate_tax is None else f" --fixed-corporate-tax {args.fixed_corporate_tax}"
+            raise ConfigError(f"--fixed-tax {args.fixed_tax}{corporate}: {err}") from None
     run_stage(config, args.stage, args.out, args.init, variant, progress=not args.no_progress)
     return 0
 
