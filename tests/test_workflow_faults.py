@@ -15,7 +15,8 @@ import yaml
 from envs.rbc.config import ConfigError
 from pipeline.factory import check_factory
 from pipeline.orchestration import configfiles
-from pipeline.orchestration.plan import WorkflowPlan, check_overrides
+from pipeline.orchestration.overrides import check_overrides
+from pipeline.orchestration.plan import WorkflowPlan
 
 from test_workflow import DEFAULT, SMOKE, expected_jobs, job_counts, merged, snakemake
 

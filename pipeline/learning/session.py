@@ -89,8 +89,9 @@ def check_device(device: str) -> None:
                           "allowed: 'cpu' here")
     index = int(device.partition(":")[2] or 0)
     if index >= torch.cuda.device_count():
-        raise ConfigError(f"invalid config: training.device={device!r} (torch sees {torch.cuda.device_count()} GPU(s)); "
-                          f"allowed: 'cpu' or 'cuda:N' with N < {torch.cuda.device_count()}")
+        count = torch.cuda.device_count()
+        raise ConfigError(f"invalid config: training.device={device!r} (torch sees {count} GPU(s)); "
+                          f"allowed: 'cpu' or 'cuda:N' with N < {count}")
 
 
 class Session:

@@ -1,7 +1,7 @@
 """Workflow glue: the plan that `workflow/Snakefile` asks what to build.
 
-    plan.py         WorkflowPlan: pipelines (economy x seed), branches, stages, resolved config files;
-                    overrides that Snakemake's merge would silently drop are refused
+    plan.py         WorkflowPlan: pipelines (economy x seed), branches, stages, resolved config files
+    overrides.py    overrides that Snakemake's merge would silently drop (`--config economies={}`) are refused
     configfiles.py  `./run main` checks the --configfile files before Snakemake reads them
 
 Plain Python, validated before Snakemake builds its DAG, so a bad profile fails with a message
