@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,7 @@ class TrainingConfig:
     def validate(self, key: str = "training") -> None:
         _integer(f"{key}.num_envs", self.num_envs, 1)
         _integer(f"{key}.seed", self.seed, 0)
-        if not isinstance(self.device, str) or not (self.device == "cpu" or self.device.startswith("cuda")):
+        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             _fail(f"{key}.device", self.device, "'cpu' or 'cuda[:N]'")
         if self.backend not in BACKENDS:
             _fail(f"{key}.backend", self.backend, " | ".join(BACKENDS))
@@ -472,10 +473,28 @@ class ExperimentConfig:
         if not path.exists():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            data = load_yaml(path.read_text()) or {}
+            data = load_yaml(path.read_text())
         except yaml.YAMLError as err:
             raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        _check_file_shape(path, data)
         return cls.from_dict(apply_overrides(data, overrides or []))
+
+
+def _check_file_shape(path: Path, data: Any) -> None:
+    """An experiment file must say something: read as all defaults, it would start the paper's full-scale run."""
+    resolved = "results/<profile>/<economy>/seed<N>/config/train.yaml"
+    if data is not None and not isinstance(data, dict):
+        sections = ", ".join(f.name for f in fields(ExperimentConfig))
+        raise ConfigError(f"config file {path} is not a mapping of sections ({sections}) but {type(data).__name__} "
+                          f"{data!r:.60}; give an experiment config, e.g. {resolved}")
+    if isinstance(data, dict) and "experiment" in data:
+        raise ConfigError(f"config file {path} is a workflow profile (for snakemake --configfile), not an experiment "
+                          f"config: give its resolved experiment, e.g. {resolved}")
+    if not data or all(value is None or value == {} for value in data.values()):
+        raise ConfigError(
+            f"config file {path} sets no value (it is empty, or so are its sections): a run would use the built-in "
+            f"defaults, the paper's full scale ({CurriculumConfig().total_episodes:,} episodes); write the settings "
+            f"to run into it, e.g. copy {resolved}")
 
 
 def _build(cls, key: str, data: Any):

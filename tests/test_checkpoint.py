@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import pytest
 import torch
@@ -148,3 +149,57 @@ def test_loaded_optimizers_take_the_learning_rates_of_the_running_config(trained
     loaded = session.learners["consumer"].optimizer.state_dict()["state"]
     assert saved and saved.keys() == loaded.keys()
     assert all(torch.equal(saved[k]["exp_avg_sq"], loaded[k]["exp_avg_sq"]) for k in saved)
+
+
+# ---------------------------------------------------------------------------------------- damaged contents
+def _flip_inside(path, tensor: torch.Tensor, out) -> None:
+    """Overwrite one byte in the middle of `tensor`'s stored bytes, found by searching the file for them."""
+    data = bytearray(path.read_bytes())
+    stored = tensor.contiguous().numpy().tobytes()
+    at = data.find(stored)
+    assert at > 0 and data.find(stored, at + 1) == -1, "the tensor's bytes are stored once, uncompressed"
+    data[at + len(stored) // 2] ^= 0xFF
+    out.write_bytes(bytes(data))
+
+
+def test_bytes_overwritten_inside_a_tensor_are_refused_naming_the_file(tmp_path, trained):
+    _, path = trained
+    weight = torch.load(path, weights_only=True)["session"]["networks"]["consumer"]["private_in.weight"]
+    damaged = tmp_path / "damaged.pt"
+    _flip_inside(path, weight, damaged)
+    # torch itself notices nothing: the file loads, with a different value
+    silently = torch.load(damaged, weights_only=True)["session"]["networks"]["consumer"]["private_in.weight"]
+    assert not torch.equal(silently, weight)
+    with pytest.raises(CheckpointError, match=r"checkpoint .*damaged\.pt is damaged: its contents do not match"):
+        load_checkpoint(damaged)
+
+
+def test_checkpoints_without_a_content_hash_are_refused_unless_they_predate_it(tmp_path, trained):
+    _, path = trained
+    payload = torch.load(path, weights_only=True)
+    payload.pop("sha256")
+    stripped = tmp_path / "stripped.pt"
+    torch.save(payload, stripped)
+    with pytest.raises(CheckpointError, match="stripped.pt has no content hash"):
+        load_checkpoint(stripped)
+    # format 1 (before checkpoints carried a hash) still loads: runs started earlier resume
+    legacy = tmp_path / "legacy.pt"
+    torch.save({**payload, "format": ckpt_module.LEGACY_FORMAT}, legacy)
+    assert load_checkpoint(legacy)["session"]["episode"] == payload["session"]["episode"]
+
+
+@pytest.mark.parametrize("where", [("optimizers", "consumer", "state", 0, "exp_avg"),
+                                   ("networks", "firm", "head.bias")])
+def test_non_finite_state_is_refused_on_load_naming_the_entry(tmp_path, trained, where):
+    _, path = trained
+    payload = load_checkpoint(path)
+    node = payload["session"]
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = node[where[-1]].clone()
+    node[where[-1]].view(-1)[0] = float("nan")
+    bad = tmp_path / "bad.pt"
+    save_checkpoint({k: v for k, v in payload.items() if k not in ("format", "sha256")}, bad)  # a valid hash
+    entry = ".".join(map(str, ("session", *where)))
+    with pytest.raises(CheckpointError, match=rf"bad\.pt holds NaN or infinite values in {re.escape(entry)}"):
+        load_checkpoint(bad)

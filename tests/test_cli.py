@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -88,10 +89,10 @@ def test_train_runs_every_stage_in_turn(pipeline):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_train_resumes_after_a_real_interrupt(tmp_path, stop):
-    """Stop a training process mid-stage (Ctrl-C, or a scheduler's SIGTERM), restart it, and get what an
-    uninterrupted run gives."""
+    """Stop a training process mid-stage (Ctrl-C, a scheduler's SIGTERM, or kill -9 where nothing can be said),
+    restart it, and get what an uninterrupted run gives."""
     data = small_config_dict(training={"num_envs": 4, "checkpoint_every": 1, "threads": 1})
     data["curriculum"]["stages"][0]["episodes"] = 40
     config = write_config(tmp_path / "c.yaml", data)
@@ -109,11 +110,15 @@ def test_train_resumes_after_a_real_interrupt(tmp_path, stop):
         time.sleep(0.02)
     process.send_signal(stop)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode != 0, "the process finished before it could be interrupted"
-    assert "KeyboardInterrupt" in stderr
+    assert process.returncode == (-9 if stop == signal.SIGKILL else 130), "it finished before it was stopped"
     assert not out.exists()
     stopped_at = load_checkpoint(resume)["session"]["episode"]
     assert 0 < stopped_at < 40
+    # one line: where it stopped and how to continue (kill -9 leaves no chance to say anything)
+    reason = "interrupted" if stop == signal.SIGINT else f"stopped by signal {int(stop)}"
+    if stop != signal.SIGKILL:
+        assert re.fullmatch(rf"{reason} at episode \d+ of stage 'consumers': run the same command again to resume "
+                            rf"from {re.escape(str(resume))} \(episode {stopped_at}\)", stderr.strip()), stderr
     # Until the stage completes its rows live under an undeclared name, which Snakemake's cleanup of an
     # interrupted job's declared outputs (checkpoint and metrics CSV) leaves alone.
     metrics = out.with_suffix(".metrics.csv")
@@ -138,6 +143,22 @@ def test_bad_config_value_exits_2_naming_the_key(tmp_path):
     assert done.returncode == 2
     assert "training.ppo_epochs" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.parametrize("override, says", [
+    pytest.param("training.device=cuda", "invalid config: training.device='cuda' (this torch was built without CUDA",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this torch has a CUDA device")),
+    ("policy.factory=builtins:len", "invalid config: policy.factory='builtins:len' (it cannot be called with "
+                                    "(layout, options): too many positional arguments)"),
+    ("policy.factory=builtins:dict", "invalid config: policy.factory='builtins:dict' (the class dict does not make"),
+])
+def test_settings_torch_cannot_run_exit_2_in_one_line(tmp_path, override, says):
+    """They used to end in an AssertionError or TypeError traceback from inside torch or the network builder."""
+    config = write_config(tmp_path / "c.yaml", SMALL_PIPELINE)
+    done = run_module("pipeline.learning.train", "--config", str(config), "--stage", "consumers", "--out",
+                      str(tmp_path / "x.pt"), "--set", override, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith(f"error: {says}"), done.stderr
+    assert done.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from envs.rbc.config import ConfigError, RBCConfig
@@ -168,3 +170,30 @@ def test_numeric_text_gets_a_hint():
 
     with pytest.raises(ConfigError, match=r"training\.gamma='0\.9e0'.*5\.0e-5"):
         ExperimentConfig.from_dict({"training": {"gamma": "0.9e0"}})
+
+
+@pytest.mark.parametrize("text", ["", "# nothing yet\n", "{}\n", "economy:\ntraining: {}\n", "null\n"])
+def test_an_experiment_file_that_sets_nothing_is_refused_naming_it(tmp_path, text):
+    """Read as defaults, it would start the paper's full-scale run (200,000 episodes) without a word."""
+    from pipeline.config import ExperimentConfig
+
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        ExperimentConfig.load(path, ["training.seed=1"])
+    assert str(err.value).startswith(f"config file {path} sets no value")
+    assert "200,000 episodes" in str(err.value)
+
+
+@pytest.mark.parametrize("text, says", [
+    ("- training\n", "is not a mapping of sections"),
+    ("just words\n", "is not a mapping of sections"),
+    ("profile: mine\nexperiment: {training: {seed: 1}}\n", "is a workflow profile"),
+])
+def test_an_experiment_file_of_another_shape_is_refused_naming_it(tmp_path, text, says):
+    from pipeline.config import ExperimentConfig
+
+    path = tmp_path / "other.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"^config file {re.escape(str(path))} {says}"):
+        ExperimentConfig.load(path)

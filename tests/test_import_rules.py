@@ -22,6 +22,8 @@ FORBIDDEN = {
     "gpu": ("pipeline", "workflow"),
     "pipeline": ("workflow",),
     "pipeline.config": ("pipeline.learning", "pipeline.analysis", "pipeline.orchestration", "pipeline.tracking"),
+    "pipeline.factory": ("pipeline.learning", "pipeline.analysis", "pipeline.orchestration", "pipeline.tracking",
+                         "pipeline.config"),
     "pipeline.tracking": ("pipeline.learning", "pipeline.analysis", "pipeline.orchestration"),
     "pipeline.learning": ("pipeline.analysis", "pipeline.orchestration"),
     "pipeline.orchestration": ("pipeline.learning", "pipeline.analysis"),

@@ -194,15 +194,15 @@ def test_user_network_factory_is_loaded_from_package_module_function(tmp_path, m
         assert network.head.in_features == 32  # one hidden layer of 32, as the factory asked
     session.run_episode(_plan(session, ("consumer", "firm", "government")))
 
-    with pytest.raises(ConfigError, match="userpkg.nets:missing.*cannot be loaded"):
+    with pytest.raises(ConfigError, match="userpkg.nets:missing.*has no 'missing'"):
         load_factory("userpkg.nets:missing")
-    with pytest.raises(ConfigError, match="nosuchpkg.nets:f.*cannot be loaded"):
+    with pytest.raises(ConfigError, match="nosuchpkg.nets:f.*cannot be imported"):
         load_factory("nosuchpkg.nets:f")
     with pytest.raises(ConfigError, match="not callable"):
         load_factory("userpkg.nets:NOT_CALLABLE")
     with pytest.raises(ConfigError, match="package.module:function"):
         load_factory("userpkg.nets:")
-    with pytest.raises(TypeError, match="returned str for consumer"):
+    with pytest.raises(ConfigError, match=r"policy\.factory='userpkg.nets:broken' \(it returned str for consumer"):
         Session(small_config(policy={"factory": "userpkg.nets:broken"}))
     with pytest.raises(ConfigError, match="policy.factory"):
         small_config(policy={"factory": "no_colon_here"})
@@ -288,3 +288,22 @@ def test_firm_equivariant_consumers_train_in_a_session():
     before = [p.detach().clone() for p in network.parameters()]
     session.run_episode(_plan(session, ("consumer", "firm", "government")))
     assert any(not torch.equal(a, b) for a, b in zip(before, network.parameters()))
+
+
+def test_a_factory_without_a_signature_that_refuses_the_call_is_a_config_error():
+    """iter has no inspectable signature: only the call tells, and its TypeError comes from the call itself."""
+    with pytest.raises(ConfigError, match=r"policy\.factory='builtins:iter' \(it cannot be called with \(layout, "
+                                          r"options\): iter\(v, w\): v must be callable\)"):
+        Session(small_config(policy={"factory": "builtins:iter"}))
+
+
+def test_a_type_error_inside_a_factory_stays_the_factorys_bug(tmp_path, monkeypatch):
+    package = tmp_path / "faultypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text("def build(layout, options):\n    return len(layout, options)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(TypeError, match=r"len\(\) takes exactly one argument"):
+        Session(small_config(policy={"factory": "faultypkg.nets:build"}))
+    for name in [m for m in sys.modules if m == "faultypkg" or m.startswith("faultypkg.")]:
+        monkeypatch.delitem(sys.modules, name)

@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import copy
 import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -36,9 +37,11 @@ from tqdm import tqdm
 from envs.rbc.config import ConfigError
 
 from ..config import GROUPS, ExperimentConfig
-from ..learning.checkpoint import CheckpointError
+from ..learning.algorithms import TrainingDiverged
+from ..learning.command import Interrupted, run_command, stop_reason
 from ..learning.curriculum import EpisodePlan
 from ..learning.deviation import IndividualDeviation
+from ..learning.files import atomic_write_text, check_output_dir
 from ..learning.metrics import mean_ci95
 from ..tracking import Tracker
 from .evaluate import evaluate_session, final_plan, session_from_checkpoint
@@ -140,22 +143,39 @@ def _search(session, plan, config, group, key, episodes, extra, tracker, progres
     start = session.episode
     bar = tqdm(range(episodes), desc=f"best response {group}", unit="ep", disable=not progress, mininterval=2.0,
                file=sys.stderr)
-    for i in bar:
-        data, metrics = session.run_episode(EpisodePlan(**{**plan.__dict__, "episode": start + i}),
-                                            adapt_penalties=False)
-        if extra is not None:
-            metrics.update({k: float(v.mean()) for k, v in extra(data).items()})
-        curve.append({"episode": i, **metrics})
-        if i % config.tracking.log_every == 0 or i == episodes - 1:
-            tracker.log_metrics(dict(metrics), step=i)
-        if br.select_every and (i + 1) % br.select_every == 0:
-            best.offer(score(), i + 1)
-        bar.set_postfix(reward=f"{metrics[key]:.4g}", refresh=False)
+    try:
+        for i in bar:
+            data, metrics = session.run_episode(EpisodePlan(**{**plan.__dict__, "episode": start + i}),
+                                                adapt_penalties=False)
+            if extra is not None:
+                metrics.update({k: float(v.mean()) for k, v in extra(data).items()})
+            curve.append({"episode": i, **metrics})
+            if i % config.tracking.log_every == 0 or i == episodes - 1:
+                tracker.log_metrics(dict(metrics), step=i)
+            if br.select_every and (i + 1) % br.select_every == 0:
+                best.offer(score(), i + 1)
+            bar.set_postfix(reward=f"{metrics[key]:.4g}", refresh=False)
+    except (KeyboardInterrupt, TrainingDiverged) as err:
+        raise _stopped(err, session, group, len(curve), episodes, tracker) from None
+    finally:
+        bar.close()
     if br.select_every:
         best.restore()
     else:
         best.episode = episodes
     return curve, best
+
+
+def _stopped(err: BaseException, session, group: str, done: int, episodes: int, tracker: Tracker) -> BaseException:
+    """One line for a search that could not finish: where it stopped, and what to do."""
+    if isinstance(err, KeyboardInterrupt):
+        tracker.finish("KILLED")
+        return Interrupted(f"{stop_reason(err)} at episode {done} of {episodes} of the {group} best response; it "
+                           "keeps no resume checkpoint: run the same command again to start it over")
+    tracker.finish("FAILED")
+    rate = session.learners[group].optimizer.param_groups[0]["lr"]
+    return TrainingDiverged(f"the {group} best response diverged at its episode {done}: {err}; lower its learner's "
+                            f"learning rate for {group} (now {rate:g}, best_response) and run again", group)
 
 
 def _curve_summary(curve: list[dict], key: str, window: int) -> dict:
@@ -238,12 +258,12 @@ def run_best_response(config: ExperimentConfig, ckpt: Path, group: str, out: Pat
         "before_metrics": {k: v["mean"] for k, v in before["metrics"].items()},
         "after_metrics": {k: v["mean"] for k, v in after["metrics"].items()},
     }
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "curve.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(curve[0]))
-        writer.writeheader()
-        writer.writerows(curve)
-    (out / "best_response.json").write_text(json.dumps(result, indent=2))
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(curve[0]))
+    writer.writeheader()
+    writer.writerows(curve)
+    atomic_write_text(out / "curve.csv", text.getvalue())
+    atomic_write_text(out / "best_response.json", json.dumps(result, indent=2))
     tracker.log_metrics({"best_response/gain": result["gain"]["mean"], "best_response/before": result["before"]["mean"],
                          "best_response/after": result["after"]["mean"]}, step=episodes)
     tracker.log_artifact(out / "best_response.json", "best_response")
@@ -267,13 +287,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="only this agent of the type deviates, with its own copy of the network")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        config = ExperimentConfig.load(args.config, args.overrides)
-        result = run_best_response(config, args.ckpt, args.type, args.out, args.episodes, not args.no_progress,
-                                   args.learner, args.start, args.agent)
-    except (ConfigError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_command(lambda: _main(args), f"the {args.type} best response stopped before it finished; it keeps "
+                                            "no resume checkpoint: run the same command again to start it over")
+
+
+def _main(args: argparse.Namespace) -> int:
+    config = ExperimentConfig.load(args.config, args.overrides)
+    check_output_dir(args.out / "best_response.json")
+    result = run_best_response(config, args.ckpt, args.type, args.out, args.episodes, not args.no_progress,
+                               args.learner, args.start, args.agent)
     gain = result["gain"]
     print(f"{args.type}: before {result['before']['mean']:.4g}, after {result['after']['mean']:.4g}, "
           f"gain {gain['mean']:.4g} [{gain['ci95'][0]:.4g}, {gain['ci95'][1]:.4g}]")

@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 from tensordict import TensorDictBase
 
-from envs.rbc.config import ConfigError
-
 from ..config import ExperimentConfig
-from ..learning.checkpoint import CheckpointError, check_compatible, load_checkpoint
+from ..learning.checkpoint import check_compatible, load_checkpoint
+from ..learning.command import run_command
 from ..learning.curriculum import Curriculum, EpisodePlan
+from ..learning.files import atomic_write_text, check_output_dir
 from ..learning.metrics import economy_samples, mean_ci95
 from ..learning.session import Session, Variant
 from ..tracking import Tracker
@@ -35,7 +35,7 @@ FIRM_FIELDS = ("price", "wage", "production", "sales", "exports", "profit", "rew
 
 def session_from_checkpoint(config: ExperimentConfig, ckpt: Path, num_envs: int | None = None) -> tuple[Session, dict]:
     payload = load_checkpoint(ckpt)
-    check_compatible(payload, config, ckpt)
+    check_compatible(payload, config, ckpt, "give --config the config it was trained with")
     variant = Variant(**payload["session"]["variant"])
     session = Session(config, variant, num_envs=num_envs)
     session.load_state_dict(payload["session"], optimizers=False)
@@ -150,20 +150,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=None, help="default: evaluation.episodes")
     parser.add_argument("--rule", default=None, help="tracking rule id (default: evaluate:<checkpoint name>)")
     args = parser.parse_args(argv)
-    try:
-        config = ExperimentConfig.load(args.config, args.overrides)
-        session, payload = session_from_checkpoint(config, args.ckpt, num_envs=config.evaluation.num_envs)
-        episodes = args.episodes or config.evaluation.episodes
-        torch.manual_seed(config.training.seed + 1_000_003)
-        result = evaluate_session(session, final_plan(session, config), episodes)
-        result["collapsed_at"] = payload.get("collapsed_at")  # a fixed-tax branch stopped early (learning.collapse)
-    except (ConfigError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    tmp.replace(args.out)
+    return run_command(lambda: _main(args), f"evaluation of {args.ckpt} stopped before it finished; run the same "
+                                            "command again (an evaluation starts over)")
+
+
+def _main(args: argparse.Namespace) -> int:
+    config = ExperimentConfig.load(args.config, args.overrides)
+    check_output_dir(args.out)
+    session, payload = session_from_checkpoint(config, args.ckpt, num_envs=config.evaluation.num_envs)
+    episodes = args.episodes or config.evaluation.episodes
+    torch.manual_seed(config.training.seed + 1_000_003)
+    result = evaluate_session(session, final_plan(session, config), episodes)
+    result["collapsed_at"] = payload.get("collapsed_at")  # a fixed-tax branch stopped early (learning.collapse)
+    atomic_write_text(args.out, json.dumps(result))
     rule = args.rule or f"evaluate:{args.ckpt.stem}"
     with Tracker(config.tracking, rule=rule, tags={"dge.kind": "evaluate"}).start(
         params={"checkpoint": str(args.ckpt), "episodes": episodes, "variant": result["variant"]}

@@ -25,6 +25,14 @@ from .policies import TypePolicy
 warnings.filterwarnings("ignore", message="You requested advantage normalization", category=UserWarning)
 
 
+class TrainingDiverged(RuntimeError):
+    """A loss or gradient stopped being a finite number: every later update would only spread NaN or inf."""
+
+    def __init__(self, message: str, group: str):
+        super().__init__(message)
+        self.group = group
+
+
 class GroupLearner:
     """Loss, returns and optimizer of one agent type."""
 
@@ -98,6 +106,10 @@ class GroupLearner:
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.max_grad_norm)
+            if not bool(torch.isfinite(total) & torch.isfinite(grad_norm)):  # before the step spreads it
+                raise TrainingDiverged(
+                    f"the {self.group} loss or gradient is not finite (loss {float(total.detach()):.4g}, "
+                    f"gradient norm {float(grad_norm):.4g})", self.group)
             self.optimizer.step()
         g = self.group
         return {

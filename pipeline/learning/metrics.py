@@ -8,6 +8,7 @@ intervals.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import torch
 from tensordict import TensorDictBase
 
 from envs.rbc.config import RBCConfig
+
+from .files import atomic_write_text
 
 
 def economy_samples(data: TensorDictBase, economy: RBCConfig) -> dict[str, torch.Tensor]:
@@ -127,18 +130,37 @@ def mean_ci95(samples: list[float] | torch.Tensor) -> dict[str, float | list[flo
 
 
 class MetricsLog:
-    """Append-only CSV of per-episode metrics, tolerant of columns appearing later."""
+    """Append-only CSV of per-episode metrics, tolerant of columns appearing later.
+
+    The file is always rewritten whole and atomically, so it is damaged only from outside (a copy cut
+    short, a disk error). Reading keeps the complete rows before the first damaged one and counts the
+    rest in `damaged`; whether the kept rows are enough is the caller's decision (`missing`).
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.rows: list[dict[str, float]] = []
+        self.damaged = 0
         if self.path.exists():
-            with self.path.open() as handle:
-                self.rows = [{k: _parse(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+            text = self.path.read_text()
+            lines = list(csv.reader(io.StringIO(text, newline="")))
+            header, body = (lines[0], lines[1:]) if lines else ([], [])
+            complete = len(body) if text.endswith("\n") else len(body) - 1  # a last line cut short
+            for i, values in enumerate(body):
+                row = _row(header, values) if i < complete else None
+                if row is None:
+                    self.damaged = len(body) - i
+                    break
+                self.rows.append(row)
 
     def truncate(self, episode: int) -> None:
         """Forget rows at or after `episode` (a resumed run recomputes them identically)."""
         self.rows = [row for row in self.rows if row.get("episode", -1) < episode]
+
+    def missing(self, start: int, end: int) -> list[int]:
+        """Episodes in [start, end) without a row."""
+        have = {row.get("episode") for row in self.rows}
+        return [e for e in range(start, end) if e not in have]
 
     def append(self, row: dict[str, float]) -> None:
         self.rows.append(dict(row))
@@ -147,13 +169,22 @@ class MetricsLog:
         columns: list[str] = []
         for row in self.rows:
             columns.extend(k for k in row if k not in columns)
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
-        tmp.replace(self.path)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.path, text.getvalue())
+
+
+def _row(header: list[str], values: list[str]) -> dict[str, float] | None:
+    """One CSV row as numbers, or None when it is cut short or holds something that is not a number."""
+    if len(values) != len(header) or "episode" not in header:
+        return None
+    try:
+        row = {k: _parse(v) for k, v in zip(header, values) if v != ""}
+    except ValueError:
+        return None
+    return row if "episode" in row else None
 
 
 def _parse(text: str) -> int | float:

@@ -13,7 +13,6 @@ it to `state_value`, so the loss never runs the trunk twice.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -26,6 +25,7 @@ from torchrl.modules import ProbabilisticActor
 from envs.rbc.config import ConfigError
 from envs.rbc.env import RBCEnv
 
+from .. import factory as factory_hook
 from .distributions import MaskedCategorical, MultiHeadCategorical, mask_logits
 
 GLOBAL_KEY = "global_observation"
@@ -181,18 +181,23 @@ def load_factory(path: str | None) -> NetworkFactory:
     A factory that cannot be used is a bad config value (ConfigError, a ValueError), so the
     command-line tools report it like any other invalid setting.
     """
-    if not path:
-        return default_network
-    module_name, sep, attribute = path.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ConfigError(f"policy.factory={path!r} is invalid; allowed: 'package.module:function'")
+    return default_network if not path else factory_hook.load_factory(path)
+
+
+def make_network(make: NetworkFactory, layout: GroupLayout, options: dict, path: str | None) -> nn.Module:
+    """One group's network from the factory; a call the factory refuses, or a result that is no network, is
+    the config's fault and named as such (errors raised inside the factory's own code stay the user's bugs)."""
     try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"policy.factory={path!r} cannot be loaded: {err}") from err
-    if not callable(factory):
-        raise ConfigError(f"policy.factory={path!r} is not callable")
-    return factory
+        network = make(layout, options)
+    except TypeError as err:
+        if err.__traceback__ is not None and err.__traceback__.tb_next is None:  # raised by the call itself
+            raise ConfigError(f"invalid config: policy.factory={path!r} (it cannot be called with (layout, options): "
+                              f"{err}); allowed: {factory_hook.ALLOWED}") from None
+        raise
+    if not isinstance(network, nn.Module):
+        raise ConfigError(f"invalid config: policy.factory={path!r} (it returned {type(network).__name__} for "
+                          f"{layout.group}, not a network); allowed: {factory_hook.ALLOWED}")
+    return network
 
 
 class TypePolicy:
@@ -239,8 +244,5 @@ def build_policies(env: RBCEnv, options: dict | None = None, factory: str | None
     make = load_factory(factory)
     policies = {}
     for group, layout in group_layouts(env).items():
-        network = make(layout, options)
-        if not isinstance(network, nn.Module):
-            raise TypeError(f"policy factory returned {type(network).__name__} for {group}; expected a torch nn.Module")
-        policies[group] = TypePolicy(layout, network)
+        policies[group] = TypePolicy(layout, make_network(make, layout, options, factory))
     return policies

@@ -17,6 +17,7 @@ from tensordict.nn import TensorDictSequential
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from envs.rbc.actions import fixed_tax_action
+from envs.rbc.config import ConfigError
 from envs.rbc.env import RBCEnv
 
 from ..config import GROUPS, ExperimentConfig
@@ -78,6 +79,21 @@ def fixed_tax_label(income: float, corporate: float) -> str:
     return label if abs(income - corporate) < 1e-9 else f"{label}c{round(corporate * 100):02d}"
 
 
+def check_device(device: str) -> None:
+    """A CUDA device this torch cannot use is a bad config value (torch itself fails with an AssertionError)."""
+    if not device.startswith("cuda"):
+        return
+    if not torch.cuda.is_available():
+        why = "this torch was built without CUDA" if torch.version.cuda is None else "torch sees no CUDA device"
+        raise ConfigError(f"invalid config: training.device={device!r} ({why}, torch {torch.__version__}); "
+                          "allowed: 'cpu' here")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ConfigError(f"invalid config: training.device={device!r} (torch sees {count} GPU(s)); "
+                          f"allowed: 'cpu' or 'cuda:N' with N < {count}")
+
+
 class Session:
     def __init__(
         self,
@@ -90,6 +106,7 @@ class Session:
         self.config = config
         self.variant = variant
         training = config.training
+        check_device(training.device)
         if training.threads:
             torch.set_num_threads(training.threads)
         torch.manual_seed(training.seed)

@@ -23,6 +23,7 @@ import yaml
 from envs.rbc.config import ConfigError, RBCConfig
 
 from ..config import GROUPS, ExperimentConfig, apply_overrides
+from ..factory import check_factory
 
 ABLATION = "nocurriculum"
 PREFIX = "prefix"
@@ -80,6 +81,9 @@ def _fail(key: str, value: Any, allowed: str) -> None:
     raise ConfigError(f"invalid workflow config: {key}={value!r}; allowed: {allowed}")
 
 
+_NULL_TEXT = ("null", "Null", "NULL", "~")  # YAML's nulls, as Snakemake's --config hands them over (text)
+
+
 class WorkflowPlan:
     def __init__(self, config: dict):
         config = copy.deepcopy(config)
@@ -100,9 +104,14 @@ class WorkflowPlan:
             isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds
         ):
             _fail("seeds", self.seeds, "a non-empty list of integers >= 0")
-        self.economies = config.get("economies", {"open": {"open_economy": True}})
-        if not isinstance(self.economies, dict) or not self.economies:
-            _fail("economies", self.economies, "a mapping of economy names to economy overrides")
+        economies = config.get("economies", {"open": {"open_economy": True}})
+        if not isinstance(economies, dict) or not economies:
+            _fail("economies", economies, "a mapping of economy names to economy overrides")
+        # An economy set to null is left out: Snakemake's merge cannot delete a key, so this is how a profile or
+        # the command line (where null arrives as text) drops one of default.yaml's economies.
+        self.economies = {name: o for name, o in economies.items() if o is not None and o not in _NULL_TEXT}
+        if not self.economies:
+            _fail("economies", economies, "a mapping with at least one economy not set to null")
         for name, overrides in self.economies.items():
             if not str(name).isidentifier():
                 _fail(f"economies.{name}", overrides, "economy names made of letters, digits and '_'")
@@ -117,6 +126,8 @@ class WorkflowPlan:
             _fail("experiment", self.experiment, "a mapping (the experiment config)")
 
         base = self._validated(next(iter(self.economies)), self.seeds[0], "experiment")
+        # Every economy shares the experiment's policy section, so one check covers them all.
+        check_factory(base.policy.factory, "experiment.policy.factory")
         stages = [s.name for s in base.curriculum.stages]
         n_prefix = config.get("prefix_stages", 2)
         if isinstance(n_prefix, bool) or not isinstance(n_prefix, int) or not 0 < n_prefix < len(stages):
