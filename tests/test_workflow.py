@@ -425,7 +425,7 @@ def test_smoke_run_is_tracked_as_one_tree_per_pipeline(smoke_run):
     # The rules that log a run, by their rule id: every stage of every branch, the ablation,
     # every evaluation and every best response.
     def label(branch) -> str:
-        return Variant(branch.fixed_tax, branch.welfare, branch.max_corporate_tax).label()
+        return Variant(branch.fixed_tax, branch.welfare, branch.max_corporate_tax, branch.fixed_corporate_tax).label()
 
     expected = {f"train:learned:{stage}" for stage in plan.prefix_stages}
     for branch in plan.branches.values():
@@ -434,7 +434,8 @@ def test_smoke_run_is_tracked_as_one_tree_per_pipeline(smoke_run):
         expected.add(f"train:learned:{ABLATION}")
     expected |= {f"evaluate:{b}" for b in plan.evaluated_branches()}
     for name in plan.best_response_branches:
-        expected |= {f"best_response:{label(plan.branches[name])}:{g}" for g in plan.best_response_types}
+        expected |= {f"best_response:{label(plan.branches[name])}:{g}:{probe}"
+                     for g in plan.best_response_types for probe in plan.best_response_probes(g)}
 
     for economy in plan.economies:
         experiment = client.get_experiment_by_name(plan.experiment_id(economy))

@@ -226,9 +226,10 @@ def run_best_response(config: ExperimentConfig, ckpt: Path, group: str, out: Pat
     torch.manual_seed(config.training.seed + LEARN_SEED)
 
     # The branch is part of the rule's identity: best responses of two branches are two child runs.
-    what = f"{learner or br.learner_names()[0]}" + ("" if start == "trained" else "-power") + (
-        "" if agent is None else f"-agent{agent}")
-    rule = f"best_response:{session.variant.label()}:{group}:{what}"
+    # The rule's identity: the branch, the type and the probe, named as the workflow's plan names them.
+    name = learner or br.learner_names()[0]
+    probe = "power" if start == "untrained" else (f"agent_{name}" if agent is not None else name)
+    rule = f"best_response:{session.variant.label()}:{group}:{probe}"
     tracker = Tracker(config.tracking, rule=rule, tags={"dge.kind": "best_response", "dge.type": group}).start(
         params={"checkpoint": str(ckpt), "type": group, "best_response": config.best_response.__dict__,
                 "start": start, "agent": agent}
@@ -239,7 +240,8 @@ def run_best_response(config: ExperimentConfig, ckpt: Path, group: str, out: Pat
         "type": group,
         "checkpoint": str(ckpt),
         "episodes": episodes,
-        "learner": learner or br.learner_names()[0],
+        "probe": probe,
+        "learner": name,
         "algorithm": settings.algorithm,
         "learning_rate": settings.learning_rate[group],
         "entropy_coef": settings.entropy_coef,
