@@ -22,6 +22,7 @@ from envs.rbc.config import ConfigError, RBCConfig, load_yaml
 
 GROUPS = ("consumer", "firm", "government")
 ALGORITHMS = ("ppo", "pg")
+REWARD_SIGNALS = ("own", "type")  # what a best-response learner's agents learn from
 # The step backends the project ships (envs.rbc.backends.available_backends()), restated so that reading a
 # config does not import the environment.
 BACKENDS = ("torch", "cuda")
@@ -306,6 +307,9 @@ class BestResponseLearner:
     learning_rate: dict[str, float] | None = None
     entropy_coef: float | None = None
     ppo_epochs: int | None = None
+    # "own": each agent learns from its own reward (independent learners, the paper's); "type": from its
+    # type's mean reward, the objective of the shared policy when the whole type deviates together.
+    reward: str | None = None
 
 
 @dataclass
@@ -365,6 +369,8 @@ class BestResponseConfig:
             _number(f"{key}.entropy_coef", learner.entropy_coef, 0.0)
         if learner.ppo_epochs is not None:
             _integer(f"{key}.ppo_epochs", learner.ppo_epochs, 1)
+        if learner.reward is not None and learner.reward not in REWARD_SIGNALS:
+            _fail(f"{key}.reward", learner.reward, " | ".join(REWARD_SIGNALS))
         return learner
 
     def learner_names(self) -> list[str]:
@@ -382,6 +388,7 @@ class BestResponseConfig:
             learning_rate=own.learning_rate or dict(self.learning_rate),
             entropy_coef=self.entropy_coef if own.entropy_coef is None else own.entropy_coef,
             ppo_epochs=own.ppo_epochs or self.ppo_epochs,
+            reward=own.reward or "own",
         )
 
 

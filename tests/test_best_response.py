@@ -148,3 +148,18 @@ def test_the_power_check_finds_the_way_to_the_best_constant_tax(tmp_path):
     assert before < best_constant
     assert gain["ci95"][0] > 0, result
     assert after - before >= 0.5 * (best_constant - before), (before, after, best_constant)
+
+
+def test_a_type_reward_learner_gives_every_agent_its_types_mean_reward():
+    session = Session(small_config(training={"num_envs": 3}))
+    data = session.collect()
+    own = session.make_learners("pg", 1, {"consumer": 1e-3, "firm": 1e-3, "government": 1e-3})["firm"]
+    typed = session.make_learners("pg", 1, {"consumer": 1e-3, "firm": 1e-3, "government": 1e-3}, type_reward=True)["firm"]
+    reward = data.get(("next", "firm", "reward"))  # (E, T, F, 1)
+    scale = session.config.training.reward_scale["firm"]
+    own.advantages(data)
+    assert torch.equal(data.get(("next", "firm", "scaled_reward")), reward / scale)
+    typed.advantages(data)
+    by_hand = (reward[..., 0, :] + reward[..., 1, :]) / 2 / scale  # the small economy has two firms
+    scaled = data.get(("next", "firm", "scaled_reward"))
+    assert torch.allclose(scaled[..., 0, :], by_hand) and torch.allclose(scaled[..., 1, :], by_hand)

@@ -196,7 +196,9 @@ def _prepare(session, config: ExperimentConfig, group: str, start: str, agent: i
         session.replace_network(group, IndividualDeviation(shared, agent, session.layouts[group].n_agents))
     learner = config.best_response.learner(learner_name)
     rates = {g: learner.learning_rate[g] for g in GROUPS}
-    session.learners = session.make_learners(learner.algorithm, learner.ppo_epochs, rates)
+    # An agent deviating alone learns from its own reward whatever the learner's setting: it is its objective.
+    type_reward = learner.reward == "type" and agent is None
+    session.learners = session.make_learners(learner.algorithm, learner.ppo_epochs, rates, type_reward)
     return learner
 
 
@@ -245,6 +247,7 @@ def run_best_response(config: ExperimentConfig, ckpt: Path, group: str, out: Pat
         "algorithm": settings.algorithm,
         "learning_rate": settings.learning_rate[group],
         "entropy_coef": settings.entropy_coef,
+        "reward_signal": "own" if agent is not None else settings.reward,
         "start": start,
         "agent": agent,
         "metric": key,

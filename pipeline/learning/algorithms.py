@@ -50,11 +50,13 @@ class GroupLearner:
         value_clip: bool,
         value_coef: float,
         max_grad_norm: float,
+        type_reward: bool = False,
     ):
         group = policy.layout.group
         self.group = group
         self.policy = policy
         self.algorithm = algorithm
+        self.type_reward = type_reward
         self.epochs = 1 if algorithm == "pg" else epochs
         self.reward_scale = reward_scale
         self.max_grad_norm = max_grad_norm
@@ -86,9 +88,17 @@ class GroupLearner:
             param_group["lr"] = value
 
     def advantages(self, batch: TensorDictBase) -> None:
-        """Scaled rewards, next-state values and GAE, written into `batch` under the group."""
+        """Scaled rewards, next-state values and GAE, written into `batch` under the group.
+
+        With `type_reward`, every agent learns from its type's mean reward instead of its own: the gradient of
+        the shared policy's own objective when all agents of the type move together (a best response of the
+        type, spec 8), where each agent's own reward gives the independent learners' gradient instead.
+        """
         g = self.group
-        batch.set(("next", g, "scaled_reward"), batch.get(("next", g, "reward")) / self.reward_scale)
+        reward = batch.get(("next", g, "reward"))
+        if self.type_reward:
+            reward = reward.mean(dim=-2, keepdim=True).expand_as(reward)
+        batch.set(("next", g, "scaled_reward"), reward / self.reward_scale)
         value = batch.get((g, "state_value"))
         next_value = torch.zeros_like(value)
         next_value[:, :-1] = value[:, 1:]  # episodes end at T: the terminal value is masked anyway

@@ -142,7 +142,8 @@ class Session:
         self.policies[group] = TypePolicy(self.layouts[group], network)
         self._join_policies()
 
-    def make_learners(self, algorithm: str, epochs: int, learning_rates: dict[str, float]) -> dict[str, GroupLearner]:
+    def make_learners(self, algorithm: str, epochs: int, learning_rates: dict[str, float],
+                      type_reward: bool = False) -> dict[str, GroupLearner]:
         t = self.config.training
         return {
             g: GroupLearner(
@@ -157,6 +158,7 @@ class Session:
                 value_clip=t.value_clip,
                 value_coef=t.value_coef,
                 max_grad_norm=t.max_grad_norm,
+                type_reward=type_reward,
             )
             for g in GROUPS
         }
