@@ -310,6 +310,9 @@ class BestResponseLearner:
     # "own": each agent learns from its own reward (independent learners, the paper's); "type": from its
     # type's mean reward, the objective of the shared policy when the whole type deviates together.
     reward: str | None = None
+    # Weight of the critic's loss; 0 keeps the trained critic as a fixed baseline, so the search moves the
+    # shared trunk for the policy's sake only (None: training.value_coef).
+    value_coef: float | None = None
 
 
 @dataclass
@@ -369,6 +372,8 @@ class BestResponseConfig:
             _number(f"{key}.entropy_coef", learner.entropy_coef, 0.0)
         if learner.ppo_epochs is not None:
             _integer(f"{key}.ppo_epochs", learner.ppo_epochs, 1)
+        if learner.value_coef is not None:
+            _number(f"{key}.value_coef", learner.value_coef, 0.0)
         if learner.reward is not None and learner.reward not in REWARD_SIGNALS:
             _fail(f"{key}.reward", learner.reward, " | ".join(REWARD_SIGNALS))
         return learner
@@ -389,6 +394,7 @@ class BestResponseConfig:
             entropy_coef=self.entropy_coef if own.entropy_coef is None else own.entropy_coef,
             ppo_epochs=own.ppo_epochs or self.ppo_epochs,
             reward=own.reward or "own",
+            value_coef=own.value_coef,
         )
 
 

@@ -198,7 +198,8 @@ def _prepare(session, config: ExperimentConfig, group: str, start: str, agent: i
     rates = {g: learner.learning_rate[g] for g in GROUPS}
     # An agent deviating alone learns from its own reward whatever the learner's setting: it is its objective.
     type_reward = learner.reward == "type" and agent is None
-    session.learners = session.make_learners(learner.algorithm, learner.ppo_epochs, rates, type_reward)
+    session.learners = session.make_learners(learner.algorithm, learner.ppo_epochs, rates, type_reward,
+                                             learner.value_coef)
     return learner
 
 

@@ -143,7 +143,7 @@ class Session:
         self._join_policies()
 
     def make_learners(self, algorithm: str, epochs: int, learning_rates: dict[str, float],
-                      type_reward: bool = False) -> dict[str, GroupLearner]:
+                      type_reward: bool = False, value_coef: float | None = None) -> dict[str, GroupLearner]:
         t = self.config.training
         return {
             g: GroupLearner(
@@ -156,7 +156,7 @@ class Session:
                 gae_lambda=t.gae_lambda,
                 clip_epsilon=t.clip_epsilon,
                 value_clip=t.value_clip,
-                value_coef=t.value_coef,
+                value_coef=t.value_coef if value_coef is None else value_coef,
                 max_grad_norm=t.max_grad_norm,
                 type_reward=type_reward,
             )
