@@ -163,3 +163,20 @@ def test_a_type_reward_learner_gives_every_agent_its_types_mean_reward():
     by_hand = (reward[..., 0, :] + reward[..., 1, :]) / 2 / scale  # the small economy has two firms
     scaled = data.get(("next", "firm", "scaled_reward"))
     assert torch.allclose(scaled[..., 0, :], by_hand) and torch.allclose(scaled[..., 1, :], by_hand)
+
+
+def test_a_learner_without_critic_loss_leaves_the_value_output_alone():
+    """value_coef 0: the policy's objective still moves the trunk, but the value head's own weights (the last
+    output unit, which only the critic loss reaches) keep their trained values."""
+    session = Session(small_config(training={"num_envs": 3}))
+    learner = session.make_learners("ppo", 2, {"consumer": 1e-2, "firm": 1e-2, "government": 1e-2},
+                                    value_coef=0.0)["firm"]
+    head = session.policies["firm"].network.head
+    value_row = head.weight[-1].detach().clone()
+    before = {k: v.clone() for k, v in session.policies["firm"].network.state_dict().items()}
+    data = session.collect()
+    metrics = learner.update(data, entropy_coef=0.01)
+    after = session.policies["firm"].network.state_dict()
+    assert torch.equal(head.weight[-1].detach(), value_row)
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the policy did move
+    assert metrics["loss/firm/critic"] != metrics["loss/firm/critic"]  # nan: no critic loss was computed

@@ -112,7 +112,8 @@ class GroupLearner:
         self.loss.entropy_coeff.fill_(entropy_coef)
         for _ in range(self.epochs):
             out = self.loss(batch)
-            total = out["loss_objective"] + out["loss_entropy"] + out["loss_critic"]
+            critic = out.get("loss_critic", None)  # absent when the critic's weight is 0
+            total = out["loss_objective"] + out["loss_entropy"] + (0.0 if critic is None else critic)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.max_grad_norm)
@@ -124,7 +125,7 @@ class GroupLearner:
         g = self.group
         return {
             f"loss/{g}/objective": float(out["loss_objective"].detach()),
-            f"loss/{g}/critic": float(out["loss_critic"].detach()),
+            f"loss/{g}/critic": float("nan") if critic is None else float(critic.detach()),
             f"loss/{g}/entropy": float(out["entropy"]),
             f"loss/{g}/kl_approx": float(out["kl_approx"]),
             f"loss/{g}/clip_fraction": float(out["clip_fraction"]),
