@@ -28,7 +28,7 @@ def normalized(requirement: str) -> tuple[str, str]:
 def pyproject_requirements() -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project.get("optional-dependencies", {})
-    return list(project["dependencies"]) + list(extras.get("test", [])) + list(extras.get("gpu", []))
+    return list(project["dependencies"]) + list(extras.get("test", []))
 
 
 def conda_pip_requirements() -> list[str]:
@@ -48,6 +48,9 @@ def test_pyproject_and_environment_yml_agree():
     assert not only_pyproject and not only_conda, (
         f"dependency drift: only in pyproject.toml {only_pyproject}; only in environment.yml {only_conda}"
     )
+    gpu = {normalized(r)[0] for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+           ["optional-dependencies"]["gpu"]}
+    assert gpu and not gpu & {name for name, _ in conda}, "the gpu extra stays out of the default environment"
 
 
 def test_extras_present_and_python_versions_agree():
