@@ -18,21 +18,8 @@ from .observations import ObservationEncoder
 
 # Economic readout written under each group (see docs/model.md for units).
 CONSUMER_READOUT = ("budget", "consumption", "hours", "employer", "labor_income", "income_tax", "transfer")
-FIRM_READOUT = (
-    "budget",
-    "capital",
-    "inventory",
-    "price",
-    "wage",
-    "production",
-    "sales",
-    "exports",
-    "revenue",
-    "wage_bill",
-    "investment",
-    "profit",
-    "corporate_tax",
-)
+FIRM_READOUT = ("budget", "capital", "inventory", "price", "wage", "production", "sales", "exports", "revenue",
+                "wage_bill", "investment", "profit", "corporate_tax")
 GOVERNMENT_READOUT = ("income_tax_rate", "corporate_tax_rate", "revenue", "welfare")
 
 
