@@ -124,6 +124,16 @@ def experiment_section(config: dict) -> dict:
     return value
 
 
+def experiment_id(profile: str, economy: str) -> str:
+    """The MLflow experiment of one profile's economy."""
+    return f"dge-marl/{profile}/{economy}"
+
+
+def pipeline_id(profile: str, economy: str, seed: int) -> str:
+    """The parent run of one pipeline (economy and seed)."""
+    return f"{profile}/{economy}/seed{seed}"
+
+
 def experiment_dict(config: dict, economy: str, seed: int, kind: str = "train") -> dict:
     """The resolved experiment a rule of `kind` reads (only the sections it depends on differ)."""
     if kind not in CONFIG_KINDS:
@@ -134,8 +144,8 @@ def experiment_dict(config: dict, economy: str, seed: int, kind: str = "train") 
     ablation = kind.startswith("ablation_")
     kind = kind.removeprefix("ablation_")
     tracking = data.setdefault("tracking", {})
-    tracking["experiment"] = f"dge-marl/{name}/{economy}"
-    tracking["pipeline"] = f"{name}/{economy}/seed{seed}"
+    tracking["experiment"] = experiment_id(name, economy)
+    tracking["pipeline"] = pipeline_id(name, economy, seed)
     for section, keep in (("evaluation", "evaluate"), ("best_response", "best_response")):
         if kind != keep:
             data.pop(section, None)
