@@ -13,11 +13,15 @@ Two things differ from a reader's machine, and the test states them instead of s
   plan is checked by tests/test_workflow.py);
 - the commands in CHANGED run in the stated form, for the reason given; the ones in SERVERS run
   until their page answers, then are stopped.
+A doc in OWN_RUNNERS (docs/faults.md, whose commands fail on purpose) is run by its own test, which
+checks each command's documented exit code and output; this test checks that that runner reads every
+command of the doc.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import re
 import shutil
@@ -33,7 +37,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, run_installed
 from test_workflow import DEFAULT, SMOKE, merged
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -53,6 +57,9 @@ CHANGED = {
         "at a directory deleted after the test; --dry-run resolves the same requirements and installs nothing",
     ),
 }
+# docs whose commands a test of their own runs, exactly as written, checking the exit code and output each
+# documents (their commands fail on purpose): doc -> that test's module
+OWN_RUNNERS = {"docs/faults.md": "test_faults_doc"}
 # commands that serve until stopped -> the path that answers once they are up
 SERVERS = {"./run ui": "/health"}
 TIMEOUT = 1800
@@ -94,6 +101,8 @@ def documented_steps() -> list[tuple[str, str, str]]:
     """(where, kind, text) in document order: kind is "bash", "python" or "file"."""
     steps = []
     for block in blocks():
+        if block.doc in OWN_RUNNERS:
+            continue
         header = FILE_HEADER.match(block.text.splitlines()[0]) if block.text.strip() else None
         if header:
             steps.append((f"{block.doc}: {header.group(1)}", "file", block.text))
@@ -112,11 +121,22 @@ STEPS = documented_steps()
 def test_the_extraction_reads_every_doc_and_every_kind_of_block():
     docs = {b.doc for b in blocks()}
     assert {"README.md", "docs/model.md", "docs/rerun.md"} <= docs
-    assert {b.language for b in blocks()} <= {"bash", "python", "yaml", ""}, "a block language the test ignores"
+    assert {b.language for b in blocks()} <= {"bash", "python", "yaml", "text", ""}, "a block language the test ignores"
     bash = [text for _, kind, text in STEPS if kind == "bash"]
     assert "./run main" in map(bare, bash) and "./run test" in map(bare, bash)
     assert any(where.endswith("pg.yaml") for where, kind, _ in STEPS if kind == "file")
     assert commands("a \\\n  b  # c\n# d\n\ne\n") == ["a b  # c", "e"]
+
+
+@pytest.mark.parametrize("doc", sorted(OWN_RUNNERS))
+def test_a_doc_with_its_own_runner_has_every_command_run_there(doc):
+    """Nothing escapes: the runner reads the same commands from the doc as this test would."""
+    runner = importlib.import_module(OWN_RUNNERS[doc])
+    text = (ROOT / doc).read_text()
+    ours = [bare(c) for b in blocks() if b.doc == doc and b.language == "bash" for c in commands(b.text)]
+    theirs = [bare(command) for command, _, _ in runner.commands(runner.blocks(text))]
+    assert ours and ours == theirs
+    assert callable(getattr(runner, "test_every_command_runs_as_the_doc_says", None))
 
 
 def test_every_changed_or_served_command_is_still_documented():
@@ -128,16 +148,10 @@ def test_every_changed_or_served_command_is_still_documented():
 # ------------------------------------------------------------------------------------------------ running them
 def project_venv() -> Path:
     """The venv ./run made, and which already holds everything ./run would install from the copy."""
-    venv = ROOT / ".venv"
-    check = subprocess.run(
-        ["bash", "-c", 'source ./run && stamp_covers .venv/.installed "$(sha256sum < pyproject.toml | cut -c1-16)" '
-                       '"$(wanted_extras)"'],
-        cwd=ROOT, capture_output=True, text=True,
-    )
-    if not (venv / "bin" / "python").exists() or check.returncode != 0:
+    if not run_installed():
         pytest.fail("the documented commands run through ./run, which needs ./.venv installed by ./run for this "
                     "pyproject.toml (run the suite with ./run test)", pytrace=False)
-    return venv
+    return ROOT / ".venv"
 
 
 def repository_copy(target: Path) -> Path:
