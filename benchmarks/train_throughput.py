@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:
 
 from pipeline.config import GROUPS, ExperimentConfig  # noqa: E402
 from pipeline.learning.curriculum import Curriculum  # noqa: E402
-from pipeline.learning.distributions import MaskedCategorical, MultiHeadCategorical  # noqa: E402
+from pipeline.learning.distributions import JointCategorical, MultiHeadCategorical  # noqa: E402
 from pipeline.learning.metrics import episode_metrics  # noqa: E402
 from pipeline.learning.policies import cpu_has_fast_bf16, group_layouts  # noqa: E402
 from pipeline.learning.session import Session  # noqa: E402
@@ -121,7 +121,7 @@ class Bench:
                     layout = policy.layout
                     global_obs = step["global_observation"] if layout.global_dim else None
                     logits, _ = policy.network(global_obs, step[group, "observation"], step[group, "action_mask"])
-                    cls = MultiHeadCategorical if layout.multi_head else MaskedCategorical
+                    cls = MultiHeadCategorical if layout.multi_head else JointCategorical
                     dist = cls(logits)
                     dist.log_prob(dist.sample())
         t2 = time.perf_counter()

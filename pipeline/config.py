@@ -502,7 +502,8 @@ def _check_file_shape(path: Path, data: Any) -> None:
                           f"{data!r:.60}; give an experiment config, e.g. {resolved}")
     if isinstance(data, dict) and "experiment" in data:
         raise ConfigError(f"config file {path} is a workflow profile (for snakemake --configfile), not an experiment "
-                          f"config: give its resolved experiment, e.g. {resolved}")
+                          f"config: give its resolved experiment, e.g. {resolved}, or pipeline.profiles.load_experiment "
+                          f"the profile with an economy and a seed")
     if not data or all(value is None or value == {} for value in data.values()):
         raise ConfigError(
             f"config file {path} sets no value (it is empty, or so are its sections): a run would use the built-in "

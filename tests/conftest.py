@@ -6,6 +6,7 @@ the package, so that tests compare the implementation against the spec rather th
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,6 +28,17 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def run_installed() -> bool:
+    """Whether ./.venv holds what `./run` would install here (so a command through ./run installs nothing).
+
+    Asked of ./run itself: its install rule compares the stamp it wrote with pyproject.toml's hash and the
+    extras this call wants (the gpu extra where CI=true).
+    """
+    check = 'source ./run && stamp_covers .venv/.installed "$(sha256sum < pyproject.toml | cut -c1-16)" "$(wanted_extras)"'
+    done = subprocess.run(["bash", "-c", check], cwd=ROOT, capture_output=True, text=True)
+    return (ROOT / ".venv" / "bin" / "python").exists() and done.returncode == 0
 
 
 def make_state(**values) -> EconomyState:

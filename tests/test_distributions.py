@@ -11,7 +11,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import ProbabilisticActor, ValueOperator
 from torchrl.objectives import ClipPPOLoss
 
-from pipeline.learning.distributions import MaskedCategorical, MultiHeadCategorical
+from pipeline.learning.distributions import JointCategorical, MultiHeadCategorical
 
 # Heads of different widths padded to the widest, like the consumers' 11/5/N_f heads.
 HEAD_SIZES = [11, 11, 11, 5, 3]
@@ -68,12 +68,30 @@ def test_single_categorical_matches_torch_categorical_on_allowed_actions():
     logits = torch.randn(5, 30)
     mask = torch.zeros(30, dtype=torch.bool)
     mask[[3, 4, 12, 29]] = True
-    dist = MaskedCategorical(logits, mask.expand(5, 30))
+    dist = JointCategorical(logits, mask.expand(5, 30))
     allowed = mask.nonzero().flatten()
     ref = torch.distributions.Categorical(logits=logits[:, allowed])
     for j, a in enumerate(allowed.tolist()):
         torch.testing.assert_close(dist.log_prob(torch.full((5,), a)), ref.log_prob(torch.full((5,), j)))
     torch.testing.assert_close(dist.entropy(), ref.entropy())
+
+
+def test_joint_categorical_agrees_with_torchrls_masked_categorical_on_allowed_actions():
+    """The same law as torchrl.modules.MaskedCategorical; only a masked action's score differs (finite here)."""
+    from torchrl.modules import MaskedCategorical as TorchRLMasked
+
+    torch.manual_seed(6)
+    logits = torch.randn(4, 3, 30) * 3
+    mask = torch.rand(4, 3, 30) > 0.4
+    mask[..., 0] = True
+    ours, theirs = JointCategorical(logits, mask), TorchRLMasked(logits=logits, mask=mask)
+    torch.testing.assert_close(ours.entropy(), theirs.entropy(), rtol=1e-5, atol=1e-5)
+    for action in range(30):
+        value = torch.full((4, 3), action)
+        allowed = mask[..., action]
+        torch.testing.assert_close(ours.log_prob(value)[allowed], theirs.log_prob(value)[allowed], rtol=1e-5, atol=1e-5)
+        assert bool((ours.log_prob(value)[~allowed] < -1e8).all())
+        assert bool(torch.isneginf(theirs.log_prob(value)[~allowed]).all())
 
 
 def test_masked_choices_have_zero_probability_and_are_never_sampled():
@@ -83,7 +101,7 @@ def test_masked_choices_have_zero_probability_and_are_never_sampled():
     logits[:, :20] = 50.0
     mask = torch.zeros(8, 30, dtype=torch.bool)
     mask[:, 20:] = True
-    dist = MaskedCategorical(logits, mask)
+    dist = JointCategorical(logits, mask)
     assert torch.all(dist.probs[~mask] == 0)
     torch.testing.assert_close(dist.probs.sum(-1), torch.ones(8))
     draws = dist.sample((5000,))
@@ -104,7 +122,7 @@ def test_sampling_frequencies_match_the_probabilities():
     torch.manual_seed(4)
     logits = torch.tensor([[0.0, 1.0, -1.0, 2.0, -5.0]])
     mask = torch.tensor([[True, True, True, True, False]])
-    dist = MaskedCategorical(logits, mask)
+    dist = JointCategorical(logits, mask)
     draws = dist.sample((100_000,)).flatten()
     frequency = torch.bincount(draws, minlength=5).float() / draws.numel()
     expected = torch.softmax(logits[0, :4], -1)
@@ -125,7 +143,7 @@ def test_deterministic_sample_is_the_argmax_of_the_allowed_logits():
 
     # through a ProbabilisticActor under deterministic exploration
     module = TensorDictModule(lambda x: x, in_keys=["logits_in"], out_keys=["logits"])
-    actor = ProbabilisticActor(module, in_keys=["logits"], distribution_class=MaskedCategorical,
+    actor = ProbabilisticActor(module, in_keys=["logits"], distribution_class=JointCategorical,
                                return_log_prob=True)
     td = TensorDict({"logits_in": torch.randn(9, 30)}, batch_size=[9])
     with set_exploration_type(ExplorationType.DETERMINISTIC):
@@ -179,7 +197,7 @@ def test_multi_head_distribution_trains_with_clip_ppo_loss():
     assert critic.module.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("cls", [MaskedCategorical, MultiHeadCategorical])
+@pytest.mark.parametrize("cls", [JointCategorical, MultiHeadCategorical])
 def test_logits_are_normalized_in_float32_even_from_bf16(cls):
     logits = torch.randn(3, len(HEAD_SIZES), WIDTH).to(torch.bfloat16)
     mask = padding_mask((3,))

@@ -169,3 +169,62 @@ def test_same_seed_same_rollout_different_seed_differs():
         assert torch.equal(a[key], b[key]), key
     assert not torch.equal(a["consumer", "action"], c["consumer", "action"])
     assert not torch.equal(a["next", "consumer", "reward"], c["next", "consumer", "reward"])
+
+
+def test_agent_names_and_count_follow_vmas():
+    """VMAS: `agent_names` lists every agent of one economy, `n_agents` counts them, `group_map` partitions them."""
+    env = RBCEnv(sized(5, 3), num_envs=2)
+    assert env.n_agents == 5 + 3 + 1
+    assert env.agent_names == [f"consumer_{i}" for i in range(5)] + [f"firm_{i}" for i in range(3)] + ["government_0"]
+    assert [name for names in env.group_map.values() for name in names] == env.agent_names
+    for group, names in env.group_map.items():  # each group's names match its spec's agent dim
+        assert len(names) == env.full_action_spec[group].shape[-1]
+
+
+def tensors_reachable(obj, seen=None) -> list[torch.Tensor]:
+    """Every tensor an object holds, through attributes, dataclasses, tuples, lists and dicts (specs aside)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        return [t for v in obj.values() for t in tensors_reachable(v, seen)]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in tensors_reachable(v, seen)]
+    if type(obj).__module__.startswith("envs."):
+        return [t for v in vars(obj).values() for t in tensors_reachable(v, seen)]
+    return []
+
+
+def test_to_moves_every_tensor_the_env_holds():
+    """CPU -> meta: nothing stays behind (state, parameters, encoder tables, masks, specs)."""
+    env = RBCEnv(sized(5, 3), num_envs=2, seed=0)
+    held = [t for value in vars(env).values() for t in tensors_reachable(value)]
+    assert len(held) > 20 and all(t.device.type == "cpu" for t in held)
+    assert env.to("cpu") is env
+    assert env.to("meta") is env and env.device == torch.device("meta")
+    for name, value in vars(env).items():
+        for tensor in tensors_reachable(value):
+            assert tensor.device.type == "meta", f"{name} keeps a tensor on {tensor.device}"
+    for spec in (env.full_observation_spec, env.full_action_spec, env.full_reward_spec, env.full_done_spec):
+        assert spec.device == torch.device("meta")
+    with pytest.raises(TypeError, match="float32"):
+        env.to(torch.float64)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device to move to")
+def test_env_moved_to_cuda_steps_as_one_built_there_with_its_masks():
+    config = sized(5, 3)
+    firm = torch.zeros(30, dtype=torch.bool)
+    firm[[4, 12]] = True
+    moved, built = RBCEnv(config, num_envs=2).to("cuda"), RBCEnv(config, num_envs=2, device="cuda")
+    for env in (moved, built):
+        env.set_action_mask("firm", firm)
+    assert moved.full_action_spec["firm", "action"].mask.device.type == "cuda"  # spec.to() alone drops it
+    torch.manual_seed(0)
+    action = built.rand_action(built.reset())
+    out_moved, out_built = moved.step(action.clone()), built.step(action.clone())
+    for key in out_built.keys(True, True):
+        assert torch.equal(out_moved[key], out_built[key]), key

@@ -11,7 +11,6 @@ repository's `run`, `pyproject.toml`, `.venv` and `workflow`, so `./run main` wo
 from __future__ import annotations
 
 import ast
-import hashlib
 import os
 import re
 import subprocess
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from conftest import run_installed
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "faults.md"
@@ -58,9 +59,7 @@ def pattern(line: str) -> re.Pattern:
 
 def venv_ready() -> bool:
     """`./run` would build a fresh environment (minutes, network) unless the checkout's is current."""
-    stamp = ROOT / ".venv" / ".installed"
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
-    return stamp.exists() and stamp.read_text().strip() == wanted
+    return run_installed()
 
 
 def test_the_doc_has_commands_files_and_a_table():

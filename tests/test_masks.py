@@ -1,12 +1,20 @@
-"""Action masks (spec 2.4): validation, sampling only allowed actions, refusing masked actions."""
+"""Action masks (spec 2.4): validation, sampling only allowed actions, refusing masked and out-of-range
+actions, the consumers' two mask layouts, and masks through TorchRL wrappers."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torchrl.collectors import Collector
+from torchrl.data import MultiCategorical
+from torchrl.envs import SerialEnv, TransformedEnv
+from torchrl.envs.utils import RandomPolicy
 
+from envs.rbc import action_mask_transform
 from envs.rbc.actions import (
     consumer_head_mask,
+    consumer_mask_to_flat,
+    consumer_mask_to_padded,
     firm_mask_from_ranges,
     fixed_tax_action,
     government_mask_from_caps,
@@ -171,3 +179,105 @@ def test_rand_action_is_uniform_over_allowed_choices(restricted):
     expected = len(hours) / allowed.sum()
     assert (counts[~allowed] == 0).all()
     assert ((counts[allowed] - expected).abs() < 5 * expected.sqrt()).all()
+
+
+# ---------------------------------------------------------------------------------------------- layouts
+def test_flat_layout_is_torchrls_multicategorical_layout():
+    """The flat mask, read by TorchRL's own MultiCategorical sampler, allows exactly what the padded mask allows."""
+    config = RBCConfig(n_consumers=6, n_firms=3)
+    padded = consumer_head_mask(config).clone()
+    padded[0, [0, 1, 2, 3, 4, 6, 7, 8, 9, 10]] = False  # good 0: only 5 units
+    padded[3, 0] = padded[3, 4] = False  # hours: neither 0 nor the most
+    padded[4, 1] = False  # never firm 1
+    flat = consumer_mask_to_flat(padded, config)
+    assert flat.shape == (sum(config.consumer_head_sizes),) == (11 * 3 + 5 + 3,)
+    assert torch.equal(consumer_mask_to_padded(flat, config), padded)
+    spec = MultiCategorical(nvec=torch.tensor(config.consumer_head_sizes), shape=(2000, 5), mask=flat)
+    draws = spec.rand()
+    for head in range(5):
+        allowed = padded[head].nonzero().flatten()
+        assert set(draws[:, head].unique().tolist()) == set(allowed.tolist()), head
+
+
+def test_converters_keep_leading_dims_and_refuse_wrong_shapes():
+    config = RBCConfig(n_consumers=6, n_firms=3)
+    padded = torch.rand(4, 6, 5, 11) > 0.5
+    padded &= consumer_head_mask(config)
+    flat = consumer_mask_to_flat(padded, config)
+    assert flat.shape == (4, 6, 41) and torch.equal(consumer_mask_to_padded(flat, config), padded)
+    with pytest.raises(ValueError, match=r"end in shape \(5, 11\)"):
+        consumer_mask_to_flat(torch.ones(5, 10, dtype=torch.bool), config)
+    with pytest.raises(ValueError, match="end in 41 entries"):
+        consumer_mask_to_padded(torch.ones(40, dtype=torch.bool), config)
+
+
+# ---------------------------------------------------------------------------------------------- range
+@pytest.mark.parametrize(
+    "group, where, value, expected",
+    [
+        ("firm", (2, 1), 30, "firm action out of range in economy 2, agent 1 (firm_1): got 30; allowed: 0..29 (30 choices)"),
+        ("firm", (0, 0), -1, "firm action out of range in economy 0, agent 0 (firm_0): got -1; allowed: 0..29"),
+        ("government", (4, 0), 36, "government action out of range in economy 4, agent 0 (government_0): got 36; "
+                                   "allowed: 0..35 (36 choices)"),
+        # head 3 is hours, 5 choices: 7 fits the padded width (11) but not the head
+        ("consumer", (1, 4, 3), 7, "consumer action out of range in economy 1, agent 4 (consumer_4), head 3: got 7; "
+                                   "allowed: 0..4 (5 choices)"),
+        ("consumer", (0, 5, 4), 3, "head 4: got 3; allowed: 0..2 (3 choices)"),  # employer: 3 firms
+    ],
+)
+def test_an_action_out_of_range_names_group_agent_and_range(env, group, where, value, expected):
+    action = env.rand_action(env.reset())
+    action[group, "action"][where] = value
+    with pytest.raises(ValueError) as info:
+        env.step(action)
+    assert expected in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------- wrappers
+def masked_firms_and_consumers(env_or_wrapper, config):
+    firm = torch.zeros(30, dtype=torch.bool)
+    firm[[4, 12, 13]] = True
+    consumer = consumer_head_mask(config).clone()
+    consumer[0, 3:] = False  # good 0: at most 2 units
+    env_or_wrapper.set_action_mask("firm", firm)
+    env_or_wrapper.set_action_mask("consumer", consumer)
+    return firm, consumer
+
+
+def sample_three_ways(wrapped):
+    """Actions of a random rollout, of TorchRL's RandomPolicy and of a policy-less Collector."""
+    return [
+        wrapped.rollout(3, break_when_any_done=False),
+        wrapped.rollout(3, RandomPolicy(wrapped.full_action_spec), break_when_any_done=False),
+        next(iter(Collector(wrapped, None, frames_per_batch=2 * wrapped.batch_size.numel(), total_frames=-1))),
+    ]
+
+
+def test_masks_set_on_a_used_transformed_env_hold_with_the_mask_transform():
+    config = RBCConfig(n_consumers=6, n_firms=3)
+    wrapped = TransformedEnv(RBCEnv(config, num_envs=4, seed=0), action_mask_transform(config))
+    wrapped.rollout(2)  # the wrapper now holds its own copy of the action spec
+    firm, consumer = masked_firms_and_consumers(wrapped, config)
+    for data in sample_three_ways(wrapped):
+        assert firm[data["firm", "action"]].all()
+        assert (data["consumer", "action"][..., 0] <= 2).all()
+
+
+def test_masks_hold_through_serial_env_with_the_mask_transform():
+    config = RBCConfig(n_consumers=6, n_firms=3)
+    wrapped = TransformedEnv(SerialEnv(2, lambda: RBCEnv(config, num_envs=2, seed=0)), action_mask_transform(config))
+    wrapped.reset()  # SerialEnv starts its environments at the first reset; set masks after it
+    firm, _ = masked_firms_and_consumers(wrapped, config)
+    for data in sample_three_ways(wrapped):
+        assert data["firm", "action"].shape[:2] == (2, 2)
+        assert firm[data["firm", "action"]].all()
+        assert (data["consumer", "action"][..., 0] <= 2).all()
+
+
+def test_without_the_transform_a_wrapper_is_stopped_with_the_remedy():
+    config = RBCConfig(n_consumers=6, n_firms=3)
+    serial = SerialEnv(2, lambda: RBCEnv(config, num_envs=2, seed=0))
+    serial.reset()
+    masked_firms_and_consumers(serial, config)
+    with pytest.raises(ValueError, match="needs envs.rbc.action_mask_transform appended"):
+        serial.rollout(3, break_when_any_done=False)

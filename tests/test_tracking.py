@@ -128,3 +128,19 @@ def test_interrupted_stage_continues_its_child_run(store, tmp_path, monkeypatch)
     assert children[0].info.status == "FINISHED"
     logged = steps(client, killed, "reward/consumer")
     assert [s for s, _ in logged] == list(range(8)), "each episode's metrics are logged exactly once"
+
+
+def test_mlflow_gets_every_log_every_th_episode_and_the_csv_every_episode(store, tmp_path, monkeypatch):
+    """What README's Tracking section says: MLflow every `tracking.log_every` episodes and the stage's last, the
+    stage's metrics CSV every episode."""
+    uri, client, experiment_id = store
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "consumers.pt"
+    config = tracked_config(uri, "logs/every3")
+    config.tracking.log_every = 3
+    run_stage(config, "consumers", out, progress=False)
+    _, children = parent_and_children(client, experiment_id, "logs/every3")
+    logged = [s for s, _ in steps(client, children[0].info.run_id, "reward/consumer")]
+    assert logged == [0, 3, 6, 7]  # the consumers stage has 8 episodes, 0..7
+    with out.with_suffix(".metrics.csv").open() as handle:
+        assert [int(r["episode"]) for r in csv.DictReader(handle)] == list(range(8))

@@ -2,7 +2,7 @@
 
 from .config import ConfigError, RBCConfig
 
-__all__ = ["ConfigError", "GROUPS", "RBCConfig", "RBCEnv"]
+__all__ = ["ConfigError", "GROUPS", "RBCConfig", "RBCEnv", "action_mask_transform"]
 
 
 def __getattr__(name: str):
@@ -12,4 +12,8 @@ def __getattr__(name: str):
         from . import env
 
         return getattr(env, name)
+    if name == "action_mask_transform":
+        from .wrappers import action_mask_transform
+
+        return action_mask_transform
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

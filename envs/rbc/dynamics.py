@@ -8,7 +8,7 @@ one and be compared with it number by number.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import NamedTuple
 
 import torch
@@ -55,6 +55,11 @@ class EconomyParameters:
     initial_corporate_tax: float
     initial_consumer_budget: float
     initial_firm_budget: float
+
+    def to(self, device: torch.device | str) -> "EconomyParameters":
+        """The same parameters with every tensor on `device` (RBCEnv.to)."""
+        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self) if isinstance(getattr(self, f.name), Tensor)}
+        return replace(self, **moved)
 
     @classmethod
     def from_config(cls, config: RBCConfig, device: torch.device | str = "cpu") -> "EconomyParameters":

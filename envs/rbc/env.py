@@ -1,8 +1,10 @@
 """The RBC economy as a batched multi-agent TorchRL environment.
 
-Thin glue over `dynamics.py`: specs are built once, `_step` decodes the actions, calls the step
-function of the chosen backend and lays its results out as nested TensorDicts, one sub-tensordict
-per agent group (`consumer`, `firm`, `government`) following TorchRL's multi-agent convention.
+Thin glue over `dynamics.py`: specs are built once (`specs.py`), `_step` checks and decodes the
+actions, calls the step function of the chosen backend and lays its results out as nested
+TensorDicts (`readout.py`), one sub-tensordict per agent group (`consumer`, `firm`, `government`)
+following TorchRL's multi-agent convention; `group_map`, `agent_names` and `n_agents` describe the
+agents as VMAS's wrapper does.
 
 The global observation is stored once per economy at the root (`global_observation`) instead of
 once per agent; each group's `observation` holds that agent's private features (the government,
@@ -16,10 +18,10 @@ from typing import Callable
 
 import torch
 from tensordict import TensorDict, TensorDictBase
-from torchrl.data import Categorical, Composite, MultiCategorical, Unbounded
+from torchrl.data import Composite
 from torchrl.envs import EnvBase
 
-from .actions import consumer_head_mask
+from .actions import consumer_head_mask, out_of_range, spec_mask, uniform_allowed
 from .backends import StepBackend, resolve_backend
 from .config import RBCConfig
 from .dynamics import (
@@ -34,30 +36,14 @@ from .dynamics import (
     step_economy,
 )
 from .observations import ObservationEncoder
+from .readout import step_output
+from .specs import CONSUMER_READOUT, FIRM_READOUT, GOVERNMENT_READOUT, build_specs  # noqa: F401 (re-exported)
 
 GROUPS = ("consumer", "firm", "government")
+WRAPPED_HINT = (" (a wrapper that samples from its own copy of the action spec, such as SerialEnv or a used TransformedEnv, "
+                "needs envs.rbc.action_mask_transform appended: docs/model.md, 'Action masks')")
 
 StepFunction = Callable[[EconomyParameters, EconomyState, Decisions, Penalties], tuple[EconomyState, StepOutcome]]
-
-# Economic readout written under each group (see docs/model.md for units).
-CONSUMER_READOUT = ("budget", "consumption", "hours", "employer", "labor_income", "income_tax", "transfer")
-FIRM_READOUT = (
-    "budget",
-    "capital",
-    "inventory",
-    "price",
-    "wage",
-    "production",
-    "sales",
-    "exports",
-    "revenue",
-    "wage_bill",
-    "investment",
-    "profit",
-    "corporate_tax",
-)
-GOVERNMENT_READOUT = ("income_tax_rate", "corporate_tax_rate", "revenue", "welfare")
-
 
 class RBCEnv(EnvBase):
     """`num_envs` independent copies of the RBC economy stepped together.
@@ -100,6 +86,12 @@ class RBCEnv(EnvBase):
             "government": torch.ones(self.config.n_government_actions, dtype=torch.bool, device=self.device),
         }
         self._masks_restrict = {group: False for group in GROUPS}
+        self._group_sizes = {"consumer": self.config.n_consumers, "firm": self.config.n_firms, "government": 1}
+        self._choices = {
+            "consumer": torch.tensor(self.config.consumer_head_sizes, device=self.device),
+            "firm": self.config.n_firm_actions,
+            "government": self.config.n_government_actions,
+        }
         self._make_specs()
         self._state = initial_state(self.params, num_envs, self._anneal, self.device)
         if seed is not None:
@@ -109,8 +101,17 @@ class RBCEnv(EnvBase):
     @property
     def group_map(self) -> dict[str, list[str]]:
         """Agent names per group, in the form TorchRL's multi-agent tooling expects."""
-        sizes = {"consumer": self.config.n_consumers, "firm": self.config.n_firms, "government": 1}
-        return {group: [f"{group}_{i}" for i in range(n)] for group, n in sizes.items()}
+        return {group: [f"{group}_{i}" for i in range(n)] for group, n in self._group_sizes.items()}
+
+    @property
+    def agent_names(self) -> list[str]:
+        """Every agent of one economy, group by group (VMAS's flat list; `group_map` splits it)."""
+        return [name for names in self.group_map.values() for name in names]
+
+    @property
+    def n_agents(self) -> int:
+        """Agents in one economy, all groups together (VMAS's count; per group: `group_map`)."""
+        return sum(self._group_sizes.values())
 
     @property
     def state(self) -> EconomyState:
@@ -134,7 +135,10 @@ class RBCEnv(EnvBase):
         """Restrict the actions of every agent of `group` (True = allowed), from the next step on.
 
         The env refuses to take a masked action (ValueError) unless `check_action_masks` is off,
-        and `rand_action` samples only allowed actions.
+        and `rand_action` samples only allowed actions. The mask shows in each group's
+        `action_mask` observation, which a policy reads through any wrapper; a wrapper that samples
+        from its own copy of the action spec (`TransformedEnv` after its first use, `SerialEnv`,
+        `ParallelEnv`) follows it only with `envs.rbc.action_mask_transform` appended (docs/model.md).
         """
         _check_group(group)
         expected = tuple(self._masks[group].shape)
@@ -152,13 +156,59 @@ class RBCEnv(EnvBase):
             if not mask.any(-1).all():
                 raise ValueError("consumer action mask leaves a head with no allowed choice")
             self._masks_restrict[group] = bool((mask != ~padding).any())
-            self.full_action_spec[group, "action"].update_mask(mask[~padding].reshape(-1))
         else:
             if not mask.any():
                 raise ValueError(f"action mask for {group!r} allows no action")
             self._masks_restrict[group] = not bool(mask.all())
-            self.full_action_spec[group, "action"].update_mask(mask)
         self._masks[group] = mask.clone()
+        self._sync_spec_mask(group)
+
+    def _sync_spec_mask(self, group: str) -> None:
+        """The action spec's mask in TorchRL's layout (flat over the consumers' heads), None where all is allowed."""
+        self.full_action_spec[group, "action"].update_mask(spec_mask(group, self._masks[group], self.config))
+
+    def to(self, device: torch.device | str) -> "RBCEnv":
+        """Moves the economies, their parameters, masks and specs to `device` (no dtype: the model is float32).
+
+        A kernel backend is built for one device and stays there: build a new env for another.
+        """
+        if isinstance(device, torch.dtype):
+            raise TypeError(f"RBCEnv.to({device}) is not supported: the economy computes in float32; pass a device")
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        if self._kernels is not None:
+            raise ValueError(f"backend={self.backend!r} runs on {self.device} and cannot move to {device}: "
+                             f"build RBCEnv(..., device={str(device)!r}) instead")
+        # Spec masks are worked out where the masks are (a meta tensor cannot say which entries are True).
+        spec_masks = {group: spec_mask(group, self._masks[group], self.config) for group in GROUPS}
+        self.params = self.params.to(device)
+        self.encoder = ObservationEncoder(self.config, self.params)
+        self._state = EconomyState(*(t.to(device) for t in self._state))
+        self._masks = {group: mask.to(device) for group, mask in self._masks.items()}
+        self._choices = {g: c.to(device) if isinstance(c, torch.Tensor) else c for g, c in self._choices.items()}
+        # The specs are built anew rather than moved: TorchRL's spec.to() drops action masks, and cannot
+        # move a MultiCategorical to a device that refuses .item() (meta).
+        locked = self.is_spec_locked
+        self.set_spec_lock_(False)
+        try:
+            self._device = device
+            self.__dict__["_output_spec"] = Composite(
+                {name: Composite(shape=self.batch_size, device=device)
+                 for name in ("full_observation_spec", "full_reward_spec", "full_done_spec")},
+                shape=self.batch_size, device=device,
+            )
+            self.__dict__["_input_spec"] = Composite(
+                {name: Composite(shape=self.batch_size, device=device) for name in ("full_state_spec", "full_action_spec")},
+                shape=self.batch_size, device=device,
+            )
+            self._make_specs()
+            for group, mask in spec_masks.items():
+                self.full_action_spec[group, "action"].update_mask(None if mask is None else mask.to(device))
+            self._cache.clear()
+        finally:
+            self.set_spec_lock_(locked)
+        return self
 
     def set_labor_disutility_anneal(self, factor: float) -> None:
         """The curriculum's theta multiplier m(e) in [0, 1]; applies from the next reset (spec 6)."""
@@ -181,58 +231,9 @@ class RBCEnv(EnvBase):
 
     # ------------------------------------------------------------------ specs
     def _make_specs(self) -> None:
-        E = self.num_envs
-        C, F = self.config.n_consumers, self.config.n_firms
-        H, K = self._masks["consumer"].shape
-        enc = self.encoder
-        dev = self.device
-
-        def real(*shape):
-            return Unbounded(shape=(E, *shape), dtype=torch.float32, device=dev)
-
-        def flag(*shape):
-            return Categorical(n=2, shape=(E, *shape), dtype=torch.bool, device=dev)
-
-        consumer_obs = {name: real(C) for name in CONSUMER_READOUT}
-        consumer_obs.update(
-            observation=real(C, enc.consumer_dim),
-            action_mask=flag(C, H, K),
-            consumption=real(C, F),
-            employer=Categorical(n=F, shape=(E, C), dtype=torch.int64, device=dev),
-        )
-        firm_obs = {name: real(F) for name in FIRM_READOUT}
-        firm_obs.update(observation=real(F, enc.firm_dim), action_mask=flag(F, self.config.n_firm_actions))
-        government_obs = {name: real(1) for name in GOVERNMENT_READOUT}
-        government_obs.update(
-            observation=real(1, enc.global_dim), action_mask=flag(1, self.config.n_government_actions)
-        )
-        self.observation_spec = Composite(
-            global_observation=real(enc.global_dim),
-            consumer=Composite(consumer_obs, shape=(E, C)),
-            firm=Composite(firm_obs, shape=(E, F)),
-            government=Composite(government_obs, shape=(E, 1)),
-            shape=(E,),
-        )
-        nvec = torch.tensor(self.config.consumer_head_sizes)
-        self.action_spec = Composite(
-            consumer=Composite(
-                action=MultiCategorical(nvec=nvec, shape=(E, C, H), dtype=torch.int64, device=dev), shape=(E, C)
-            ),
-            firm=Composite(
-                action=Categorical(n=self.config.n_firm_actions, shape=(E, F), dtype=torch.int64, device=dev),
-                shape=(E, F),
-            ),
-            government=Composite(
-                action=Categorical(n=self.config.n_government_actions, shape=(E, 1), dtype=torch.int64, device=dev),
-                shape=(E, 1),
-            ),
-            shape=(E,),
-        )
-        self.reward_spec = Composite(
-            {group: Composite(reward=real(n, 1), shape=(E, n)) for group, n in (("consumer", C), ("firm", F), ("government", 1))},
-            shape=(E,),
-        )
-        self.done_spec = Composite(done=flag(1), terminated=flag(1), shape=(E,))
+        specs = build_specs(self.config, self.encoder, self.num_envs, self.device, tuple(self._masks["consumer"].shape))
+        self.observation_spec, self.action_spec = specs.observation, specs.action
+        self.reward_spec, self.done_spec = specs.reward, specs.done
 
     # ------------------------------------------------------------------ EnvBase API
     def _set_seed(self, seed: int | None) -> None:
@@ -245,33 +246,46 @@ class RBCEnv(EnvBase):
         if self._kernels is not None:
             mask = None if reset is None else reset.reshape(-1)
             self._state, observations = self._kernels.reset(self._state, mask, self._anneal)
-            return self._output(self._state, self._state, outcome=None, observations=observations)
+            return step_output(self, self._state, self._state, outcome=None, observations=observations)
         fresh = initial_state(self.params, self.num_envs, self._anneal, self.device)
         if reset is None:
             self._state = fresh
         else:
             self._state = reset_where(reset.reshape(-1), fresh, self._state)
-        return self._output(self._state, self._state, outcome=None)
+        return step_output(self, self._state, self._state, outcome=None)
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        consumer_action = tensordict.get(("consumer", "action"))
-        firm_action = tensordict.get(("firm", "action"))
-        government_action = tensordict.get(("government", "action"))
-        if self.config.check_action_masks:
-            self._refuse_masked(consumer_action, firm_action, government_action)
+        actions = tuple(tensordict.get((group, "action")) for group in GROUPS)
+        if self._kernels is not None:  # the kernels do not check bounds: a stray index would read stray memory
+            self._refuse_out_of_range(actions)
         before = self._state
+        try:
+            if self.config.check_action_masks:
+                self._refuse_masked(*actions)
+            after, outcome, hours, employer, observations = self._advance(before, *actions)
+        except (IndexError, RuntimeError) as err:
+            # torch's indexing refuses an out-of-range action without naming it: name it, at no cost to valid steps
+            self._refuse_out_of_range(actions, cause=err)
+            raise
+        self._state = after
+        return step_output(self, before, after, outcome, hours, employer, observations)
+
+    def _advance(self, before: EconomyState, consumer_action, firm_action, government_action):
         if self._kernels is None:
             decisions = decode_actions(self.params, consumer_action, firm_action, government_action)
             after, outcome = self._step_function(self.params, before, decisions, self._penalties)
-            hours, employer, observations = decisions.hours, decisions.employer, None
-        else:  # one fused launch: decoding, the step, rewards and the next observations
-            after, outcome, hours, observations = self._kernels.step(
-                before, consumer_action, firm_action, government_action, self._penalties
-            )
-            employer = consumer_action[..., self.config.n_firms + 1]
-        self._state = after
-        output = self._output(before, after, outcome, hours, employer, observations)
-        return output
+            return after, outcome, decisions.hours, decisions.employer, None
+        # one fused launch: decoding, the step, rewards and the next observations
+        after, outcome, hours, observations = self._kernels.step(
+            before, consumer_action, firm_action, government_action, self._penalties
+        )
+        return after, outcome, hours, consumer_action[..., self.config.n_firms + 1], observations
+
+    def _refuse_out_of_range(self, actions: tuple[torch.Tensor, ...], cause: BaseException | None = None) -> None:
+        for group, action in zip(GROUPS, actions):
+            problem = out_of_range(group, action, self._choices[group])
+            if problem is not None:
+                raise ValueError(problem) from cause
 
     def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
         """Uniform random actions among the allowed ones, sampled in a few vectorized ops.
@@ -283,7 +297,7 @@ class RBCEnv(EnvBase):
         sizes = {"consumer": (E, self.config.n_consumers), "firm": (E, self.config.n_firms), "government": (E, 1)}
         actions = TensorDict(
             {
-                group: TensorDict({"action": _uniform_allowed(self._masks[group], sizes[group])}, batch_size=sizes[group])
+                group: TensorDict({"action": uniform_allowed(self._masks[group], sizes[group])}, batch_size=sizes[group])
                 for group in GROUPS
             },
             batch_size=(E,),
@@ -298,119 +312,11 @@ class RBCEnv(EnvBase):
         for group, action in (("firm", firm_action), ("government", government_action)):
             if self._masks_restrict[group] and not bool(self._masks[group][action].all()):
                 bad = action[~self._masks[group][action]].unique().tolist()
-                raise ValueError(f"{group} took masked action(s) {bad}; the env never takes a masked action")
+                raise ValueError(f"{group} took masked action(s) {bad}; the env never takes a masked action{WRAPPED_HINT}")
         if self._masks_restrict["consumer"]:
             heads = torch.arange(consumer_action.shape[-1], device=self.device)
             if not bool(self._masks["consumer"][heads, consumer_action].all()):
-                raise ValueError("consumer took a masked action; the env never takes a masked action")
-
-    def _output(
-        self,
-        before: EconomyState,
-        after: EconomyState,
-        outcome: StepOutcome | None,
-        hours: torch.Tensor | None = None,
-        employer: torch.Tensor | None = None,
-        observations: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-    ) -> TensorDictBase:
-        """Observations of `after`, rewards and the readout of the step from `before` to `after`.
-
-        `observations` (global, consumer, firm), when a kernel backend has already encoded `after`.
-        """
-        E, C, F = self.num_envs, self.config.n_consumers, self.config.n_firms
-        enc = self.encoder
-        if observations is None:
-            global_obs, consumer_obs, firm_obs = (
-                enc.global_observation(after),
-                enc.consumer_observation(after),
-                enc.firm_observation(after),
-            )
-        else:
-            global_obs, consumer_obs, firm_obs = observations
-        if outcome is None:  # at reset: stocks of the initial state, zero flows
-            zero_c = torch.zeros(E, C, device=self.device)
-            zero_f = torch.zeros(E, F, device=self.device)
-            zero_g = torch.zeros(E, device=self.device)
-            consumption, hours, employer = zero_c.unsqueeze(-1).expand(E, C, F), zero_c, zero_c.long()
-            labor_income = income_tax = transfer = zero_c
-            production = sales = exports = revenue = wage_bill = investment = profit = corporate_tax = zero_f
-            tax_revenue = welfare = zero_g
-        else:
-            consumption = outcome.consumption
-            labor_income, income_tax, transfer = outcome.labor_income, outcome.income_tax_paid, outcome.transfer
-            production, sales, exports = outcome.production, outcome.sales, outcome.exports
-            revenue, wage_bill, investment = outcome.revenue, outcome.wage_bill, outcome.investment
-            profit, corporate_tax = outcome.profit, outcome.corporate_tax_paid
-            tax_revenue, welfare = outcome.tax_revenue, outcome.welfare
-
-        consumer = {
-            "observation": consumer_obs,
-            "action_mask": self._masks["consumer"].expand(E, C, *self._masks["consumer"].shape),
-            "budget": after.consumer_budget,
-            "consumption": consumption,
-            "hours": hours,
-            "employer": employer,
-            "labor_income": labor_income,
-            "income_tax": income_tax,
-            "transfer": transfer,
-        }
-        firm = {
-            "observation": firm_obs,
-            "action_mask": self._masks["firm"].expand(E, F, -1),
-            "budget": after.firm_budget,
-            "capital": after.capital,
-            "inventory": after.inventory,
-            "price": before.price,
-            "wage": before.wage,
-            "production": production,
-            "sales": sales,
-            "exports": exports,
-            "revenue": revenue,
-            "wage_bill": wage_bill,
-            "investment": investment,
-            "profit": profit,
-            "corporate_tax": corporate_tax,
-        }
-        government = {
-            "observation": global_obs.unsqueeze(1),
-            "action_mask": self._masks["government"].expand(E, 1, -1),
-            "income_tax_rate": before.income_tax.unsqueeze(1),
-            "corporate_tax_rate": before.corporate_tax.unsqueeze(1),
-            "revenue": tax_revenue.unsqueeze(1),
-            "welfare": welfare.unsqueeze(1),
-        }
-        done = (after.time >= self.config.episode_length).unsqueeze(-1)
-        out = {
-            "global_observation": global_obs,
-            "consumer": TensorDict(consumer, batch_size=(E, C)),
-            "firm": TensorDict(firm, batch_size=(E, F)),
-            "government": TensorDict(government, batch_size=(E, 1)),
-            "done": done,
-            "terminated": done.clone(),
-        }
-        if outcome is not None:
-            out["consumer"]["reward"] = outcome.consumer_reward.unsqueeze(-1)
-            out["firm"]["reward"] = outcome.firm_reward.unsqueeze(-1)
-            out["government"]["reward"] = welfare.view(E, 1, 1)
-        return TensorDict(out, batch_size=(E,), device=self.device)
-
-
-def _uniform_allowed(mask: torch.Tensor, batch_shape: tuple[int, ...]) -> torch.Tensor:
-    """One uniform draw among the True entries of each row of `mask`, for every batch element.
-
-    The draw is a rank among the allowed entries. When every row allows a prefix of its choices
-    (no curriculum mask, only the consumer heads' padding), the rank is the action itself, so the
-    lookup table, the costliest part for 100 consumers x 12 heads, is skipped; the random numbers
-    and the result are the same either way.
-    """
-    counts = mask.sum(-1)
-    uniform = torch.rand(*batch_shape, *counts.shape, device=mask.device)
-    rank = uniform.mul_(counts).long().clamp_max_(counts - 1)
-    if torch.equal(mask, torch.arange(mask.shape[-1], device=mask.device) < counts.unsqueeze(-1)):
-        return rank
-    allowed_first = torch.argsort((~mask).to(torch.int8), dim=-1, stable=True)
-    table = allowed_first.expand(*batch_shape, *allowed_first.shape)
-    return table.gather(-1, rank.unsqueeze(-1)).squeeze(-1)
+                raise ValueError(f"consumer took a masked action; the env never takes a masked action{WRAPPED_HINT}")
 
 
 def _check_group(group: str) -> None:

@@ -43,6 +43,7 @@ from ..learning.curriculum import EpisodePlan
 from ..learning.deviation import IndividualDeviation
 from ..learning.files import atomic_write_text, check_output_dir
 from ..learning.metrics import mean_ci95
+from ..profiles import add_config_arguments, load_experiment
 from ..tracking import Tracker
 from .evaluate import evaluate_session, final_plan, session_from_checkpoint
 
@@ -280,8 +281,7 @@ def run_best_response(config: ExperimentConfig, ckpt: Path, group: str, out: Pat
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Best response of one agent type (or one agent) against the frozen others.")
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_config_arguments(parser)
     parser.add_argument("--ckpt", type=Path, required=True)
     parser.add_argument("--type", required=True, choices=GROUPS)
     parser.add_argument("--out", type=Path, required=True, help="directory for best_response.json and curve.csv")
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    config = ExperimentConfig.load(args.config, args.overrides)
+    config = load_experiment(args.config, args.overrides, args.economy, args.seed, "best_response")
     check_output_dir(args.out / "best_response.json")
     result = run_best_response(config, args.ckpt, args.type, args.out, args.episodes, not args.no_progress,
                                args.learner, args.start, args.agent)

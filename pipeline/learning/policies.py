@@ -26,7 +26,7 @@ from envs.rbc.config import ConfigError
 from envs.rbc.env import RBCEnv
 
 from .. import factory as factory_hook
-from .distributions import MaskedCategorical, MultiHeadCategorical, mask_logits
+from .distributions import JointCategorical, MultiHeadCategorical, mask_logits
 
 GLOBAL_KEY = "global_observation"
 
@@ -217,7 +217,7 @@ class TypePolicy:
             module=module,
             in_keys={"logits": (group, "logits")},
             out_keys=[(group, "action")],
-            distribution_class=MultiHeadCategorical if layout.multi_head else MaskedCategorical,
+            distribution_class=MultiHeadCategorical if layout.multi_head else JointCategorical,
             return_log_prob=True,
             log_prob_key=(group, "log_prob"),
         )

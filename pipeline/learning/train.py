@@ -1,6 +1,7 @@
 """`python -m pipeline.learning.train`: run one curriculum stage, from a checkpoint to a checkpoint.
 
     python -m pipeline.learning.train --config CONFIG --stage NAME [--init CKPT_IN] --out CKPT_OUT
+    python -m pipeline.learning.train --config PROFILE --economy NAME --seed N --stage NAME ...
 
 Each stage is one process (one workflow rule). The first stage starts from fresh networks; every
 later stage continues the previous stage's checkpoint at the episode where it ended. While it
@@ -24,6 +25,7 @@ from envs.rbc.actions import fixed_tax_action
 from envs.rbc.config import ConfigError
 
 from ..config import ExperimentConfig
+from ..profiles import ABLATION, add_config_arguments, load_experiment
 from ..tracking import Tracker
 from .algorithms import TrainingDiverged
 from .checkpoint import (CheckpointError, check_compatible, checkpoint_size, config_differences, describe_differences,
@@ -38,9 +40,7 @@ from .session import Session, Variant
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="experiment YAML")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config value (YAML-parsed), e.g. training.seed=3; repeatable")
+    add_config_arguments(parser)
     parser.add_argument("--fixed-tax", type=float, default=None,
                         help="fixed-tax baseline: income and corporate tax both at this rate, government frozen")
     parser.add_argument("--fixed-corporate-tax", type=float, default=None,
@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    config = ExperimentConfig.load(args.config, args.overrides)
+    kind = "ablation_train" if args.stage == ABLATION else "train"
+    config = load_experiment(args.config, args.overrides, args.economy, args.seed, kind)
     if args.max_corporate_tax is not None:
         if args.fixed_tax is not None:
             raise ConfigError("--max-corporate-tax applies to a learned government, not to --fixed-tax")

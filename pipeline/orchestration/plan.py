@@ -20,16 +20,18 @@ from typing import Any
 
 import yaml
 
-from envs.rbc.config import ConfigError, RBCConfig
+from envs.rbc.config import RBCConfig
 
-from ..config import GROUPS, ExperimentConfig, apply_overrides
+from .. import profiles
+from ..config import GROUPS
 from ..factory import check_factory
+from ..profiles import ABLATION, CONFIG_KINDS, PROFILE_KEYS, fail, numbers_from_text
 
-ABLATION = "nocurriculum"
+__all__ = ["ABLATION", "CONFIG_KINDS", "INDIVIDUAL", "POWER", "PREFIX", "Branch", "WorkflowPlan", "on_tax_grids"]
+
 PREFIX = "prefix"
 POWER = "power"  # the best-response search started from an untrained network of the type
 INDIVIDUAL = "agent_"  # prefix of an individual deviation's probe name
-CONFIG_KINDS = ("train", "evaluate", "best_response", "ablation_train", "ablation_evaluate")
 
 
 @dataclass(frozen=True)
@@ -60,70 +62,19 @@ class Branch:
         return " ".join(flags)
 
 
-def _numbers_from_text(values: Any, kind: type) -> Any:
-    """Lists given on Snakemake's command line (`--config seeds=[0,1]`) arrive with every item as text
-    (Snakemake reads them with YAML's base loader); read those items as numbers, leave anything else to
-    the validation that follows."""
-    if not isinstance(values, list):
-        return values
-    out = []
-    for value in values:
-        if isinstance(value, str):
-            try:
-                value = kind(value)
-            except ValueError:
-                pass
-        out.append(value)
-    return out
-
-
-def _fail(key: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"invalid workflow config: {key}={value!r}; allowed: {allowed}")
-
-
-_NULL_TEXT = ("null", "Null", "NULL", "~")  # YAML's nulls, as Snakemake's --config hands them over (text)
-
-
 class WorkflowPlan:
     def __init__(self, config: dict):
         config = copy.deepcopy(config)
-        known = {
-            "profile", "seeds", "economies", "threads_per_job", "prefix_stages", "fixed_taxes",
-            "consumer_welfare_branch", "consumer_welfare_max_corporate_tax", "ablation", "best_response_types",
-            "best_response_branches", "experiment", "economy_seeds", "tax_grid", "best_response_power",
-            "best_response_individual", "record_machine",
-        }
         for key in config:
-            if key not in known:
-                _fail(key, config[key], f"known keys: {sorted(known)}")
-        self.profile = config.get("profile", "default")
-        if not isinstance(self.profile, str) or not self.profile.replace("-", "").replace("_", "").isalnum():
-            _fail("profile", self.profile, "a name of letters, digits, '-' or '_'")
-        self.seeds = _numbers_from_text(config.get("seeds", [0]), int)
-        if not isinstance(self.seeds, list) or not self.seeds or any(
-            isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds
-        ):
-            _fail("seeds", self.seeds, "a non-empty list of integers >= 0")
-        economies = config.get("economies", {"open": {"open_economy": True}})
-        if not isinstance(economies, dict) or not economies:
-            _fail("economies", economies, "a mapping of economy names to economy overrides")
-        # An economy set to null is left out: Snakemake's merge cannot delete a key, so this is how a profile or
-        # the command line (where null arrives as text) drops one of default.yaml's economies.
-        self.economies = {name: o for name, o in economies.items() if o is not None and o not in _NULL_TEXT}
-        if not self.economies:
-            _fail("economies", economies, "a mapping with at least one economy not set to null")
-        for name, overrides in self.economies.items():
-            if not str(name).isidentifier():
-                _fail(f"economies.{name}", overrides, "economy names made of letters, digits and '_'")
-            if not isinstance(overrides, dict):
-                _fail(f"economies.{name}", overrides, "a mapping of economy config keys to values")
-        self._economy_seeds = _economy_seeds(config.get("economy_seeds") or {}, self.economies)
-        self.threads = config.get("threads_per_job", 1)
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-            _fail("threads_per_job", self.threads, "an integer >= 1")
-        self.experiment = config.get("experiment") or {}
-        if not isinstance(self.experiment, dict):
-            _fail("experiment", self.experiment, "a mapping (the experiment config)")
+            if key not in PROFILE_KEYS:
+                fail(key, config[key], f"known keys: {sorted(PROFILE_KEYS)}")
+        self._config = config
+        self.profile = profiles.profile_name(config)
+        self.seeds = profiles.seeds(config)
+        self.economies = profiles.economies(config)
+        self._economy_seeds = profiles.economy_seeds(config)
+        self.threads = profiles.threads(config)
+        self.experiment = profiles.experiment_section(config)
 
         base = self._validated(next(iter(self.economies)), self.seeds[0], "experiment")
         # Every economy shares the experiment's policy section, so one check covers them all.
@@ -131,28 +82,28 @@ class WorkflowPlan:
         stages = [s.name for s in base.curriculum.stages]
         n_prefix = config.get("prefix_stages", 2)
         if isinstance(n_prefix, bool) or not isinstance(n_prefix, int) or not 0 < n_prefix < len(stages):
-            _fail("prefix_stages", n_prefix, f"an integer from 1 to {len(stages) - 1} (the curriculum has {len(stages)} stages)")
+            fail("prefix_stages", n_prefix, f"an integer from 1 to {len(stages) - 1} (the curriculum has {len(stages)} stages)")
         self.stages = stages
         self.prefix_stages = stages[:n_prefix]
         self.branch_stages = stages[n_prefix:]
         for stage in base.curriculum.stages[:n_prefix]:
             if "government" in stage.train:
-                _fail("prefix_stages", n_prefix, "only stages where the government does not train can be shared")
+                fail("prefix_stages", n_prefix, "only stages where the government does not train can be shared")
 
         self.branches: dict[str, Branch] = {"learned": Branch("learned")}
         cap = config.get("consumer_welfare_max_corporate_tax")
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float)) or not 0 <= cap <= 1):
-            _fail("consumer_welfare_max_corporate_tax", cap, "null (no cap) or a rate in [0, 1]")
+            fail("consumer_welfare_max_corporate_tax", cap, "null (no cap) or a rate in [0, 1]")
         if config.get("consumer_welfare_branch", True):
             self.branches["consumer_welfare"] = Branch(
                 "consumer_welfare", welfare="consumer_only", max_corporate_tax=None if cap is None else float(cap)
             )
-        taxes = _numbers_from_text(config.get("fixed_taxes", [0.2, 0.4, 0.6, 0.8]), float)
+        taxes = numbers_from_text(config.get("fixed_taxes", [0.2, 0.4, 0.6, 0.8]), float)
         if not isinstance(taxes, list):
-            _fail("fixed_taxes", taxes, "a list of tax rates on the tax grids")
+            fail("fixed_taxes", taxes, "a list of tax rates on the tax grids")
         for rate in taxes:
             if not on_tax_grids(base.economy, rate):
-                _fail("fixed_taxes", taxes, f"rates on both tax grids {base.economy.income_tax_grid}")
+                fail("fixed_taxes", taxes, f"rates on both tax grids {base.economy.income_tax_grid}")
             self._add_fixed_branch(float(rate), float(rate))
         # Economy -> fixed-tax branches it runs: the equal rates everywhere, the grid where asked.
         self._fixed_of = {economy: [b for b in self.branches if self.branches[b].fixed_tax is not None]
@@ -166,30 +117,30 @@ class WorkflowPlan:
                         self._fixed_of[economy].append(name)
         self.ablation = config.get("ablation", True)
         if not isinstance(self.ablation, bool):
-            _fail("ablation", self.ablation, "true or false")
+            fail("ablation", self.ablation, "true or false")
         self.best_response_types = config.get("best_response_types", list(GROUPS))
         if not isinstance(self.best_response_types, list) or any(t not in GROUPS for t in self.best_response_types):
-            _fail("best_response_types", self.best_response_types, f"a list of groups from {list(GROUPS)}")
+            fail("best_response_types", self.best_response_types, f"a list of groups from {list(GROUPS)}")
         self.best_response_branches = config.get("best_response_branches", ["learned"])
         if not isinstance(self.best_response_branches, list) or any(
             b not in self.branches or self.branches[b].fixed_tax is not None for b in self.best_response_branches
         ):
-            _fail("best_response_branches", self.best_response_branches,
-                  f"learned-tax branches from {[b for b, v in self.branches.items() if v.fixed_tax is None]}")
+            fail("best_response_branches", self.best_response_branches,
+                 f"learned-tax branches from {[b for b, v in self.branches.items() if v.fixed_tax is None]}")
         self.record_machine = config.get("record_machine", True)
         if not isinstance(self.record_machine, bool):
-            _fail("record_machine", self.record_machine, "true or false")
+            fail("record_machine", self.record_machine, "true or false")
         self.best_response_learners = base.best_response.learner_names()
         self.best_response_power = config.get("best_response_power", False)
         if not isinstance(self.best_response_power, bool):
-            _fail("best_response_power", self.best_response_power, "true or false")
+            fail("best_response_power", self.best_response_power, "true or false")
         self.best_response_individual = config.get("best_response_individual", [])
         if not isinstance(self.best_response_individual, list) or any(
             t not in ("consumer", "firm") or t not in self.best_response_types for t in self.best_response_individual
         ):
-            _fail("best_response_individual", self.best_response_individual,
-                  f"a list of types from {[t for t in self.best_response_types if t != 'government']} "
-                  "(types of several agents that have a best response)")
+            fail("best_response_individual", self.best_response_individual,
+                 f"a list of types from {[t for t in self.best_response_types if t != 'government']} "
+                 "(types of several agents that have a best response)")
         self._n_agents = {e: self._validated(e, self.seeds_of(e)[0], "experiment").economy for e in self.economies}
         for economy in self.economies:
             for seed in self.seeds_of(economy):
@@ -245,63 +196,20 @@ class WorkflowPlan:
 
     # ------------------------------------------------------------------ experiment configs
     def experiment_id(self, economy: str) -> str:
-        return f"dge-marl/{self.profile}/{economy}"
+        return profiles.experiment_id(self.profile, economy)
 
     def pipeline_id(self, economy: str, seed: int) -> str:
-        return f"{self.profile}/{economy}/seed{seed}"
+        return profiles.pipeline_id(self.profile, economy, seed)
 
     def experiment_dict(self, economy: str, seed: int, kind: str = "train") -> dict:
-        """The resolved experiment config a rule of `kind` reads (only the sections it depends on differ)."""
-        if kind not in CONFIG_KINDS:
-            raise ValueError(f"unknown config kind {kind!r}; allowed: {CONFIG_KINDS}")
-        data = self._base(economy, seed)
-        data["training"]["threads"] = self.threads
-        ablation = kind.startswith("ablation_")
-        kind = kind.removeprefix("ablation_")
-        tracking = data.setdefault("tracking", {})
-        tracking["experiment"] = self.experiment_id(economy)
-        tracking["pipeline"] = self.pipeline_id(economy, seed)
-        if kind == "train":
-            data.pop("evaluation", None)
-            data.pop("best_response", None)
-        elif kind == "evaluate":
-            data.pop("best_response", None)
-        elif kind == "best_response":
-            data.pop("evaluation", None)
-        if ablation:
-            total = ExperimentConfig.from_dict(data).curriculum.total_episodes
-            data["curriculum"] = {
-                **{k: v for k, v in data.get("curriculum", {}).items() if k in ("entropy", "no_ponzi")},
-                "stages": [{"name": ABLATION, "episodes": total, "train": list(GROUPS)}],
-                "firm_mask": None,
-                "tax_mask": None,
-                "labor_disutility_decay": None,
-            }
-        return data
+        """The resolved experiment config a rule of `kind` reads (pipeline.profiles.experiment_dict)."""
+        return profiles.experiment_dict(self._config, economy, seed, kind)
 
     def config_text(self, economy: str, seed: int, kind: str) -> str:
         return yaml.safe_dump(self.experiment_dict(economy, seed, kind), sort_keys=True)
 
-    def _validated(self, economy: str, seed: int, kind: str) -> ExperimentConfig:
-        try:
-            data = self.experiment_dict(economy, seed, kind) if kind != "experiment" else self._base(economy, seed)
-            return ExperimentConfig.from_dict(data)
-        except ConfigError as err:
-            # Name the key as it is spelled in the workflow config, economy keys included.
-            message = (
-                str(err)
-                .replace("invalid config: ", "invalid config: experiment.")
-                .replace("invalid economy config: ", "invalid config: experiment.economy.")
-                .replace("unknown economy config key(s)", "unknown experiment.economy key(s)")
-            )
-            raise ConfigError(f"{message} (economy {economy!r}, seed {seed})") from None
-
-    def _base(self, economy: str, seed: int) -> dict:
-        """The profile's experiment with the economy's overrides and the seed."""
-        data = copy.deepcopy(self.experiment)
-        data = apply_overrides(data, [f"economy.{k}={_yaml_value(v)}" for k, v in self.economies[economy].items()])
-        data.setdefault("training", {})["seed"] = int(seed)
-        return data
+    def _validated(self, economy: str, seed: int, kind: str):
+        return profiles.validated(self._config, economy, seed, None if kind == "experiment" else kind)
 
     # ------------------------------------------------------------------ the DAG
     def branch_of_stage(self, stage: str, economy: str | None = None) -> list[str]:
@@ -321,39 +229,22 @@ class WorkflowPlan:
         return branches + ([ABLATION] if self.ablation else [])
 
 
-def _economy_seeds(given: Any, economies: dict) -> dict[str, list[int]]:
-    """`economy_seeds`: economy name -> its own seed list, for economies that run other seeds than `seeds`."""
-    if not isinstance(given, dict):
-        _fail("economy_seeds", given, "a mapping of economy names to lists of seeds")
-    out = {}
-    for economy, seeds in given.items():
-        if economy not in economies:
-            _fail(f"economy_seeds.{economy}", seeds, f"economies of this profile: {list(economies)}")
-        seeds = _numbers_from_text(seeds, int)
-        if not isinstance(seeds, list) or not seeds or any(
-            isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds
-        ):
-            _fail(f"economy_seeds.{economy}", seeds, "a non-empty list of integers >= 0")
-        out[economy] = seeds
-    return out
-
-
 def _tax_grid(given: Any, economy: RBCConfig, economies: dict) -> dict | None:
     """`tax_grid`: fixed-tax baselines at every (income, corporate) pair of two rate lists, for some economies."""
     if given is None:
         return None
     if not isinstance(given, dict) or set(given) - {"income", "corporate", "economies"}:
-        _fail("tax_grid", given, "null or a mapping with keys income, corporate (rate lists) and economies (optional)")
+        fail("tax_grid", given, "null or a mapping with keys income, corporate (rate lists) and economies (optional)")
     grid = {"economies": given.get("economies", list(economies))}
     if not isinstance(grid["economies"], list) or any(e not in economies for e in grid["economies"]):
-        _fail("tax_grid.economies", grid["economies"], f"a list of this profile's economies {list(economies)}")
+        fail("tax_grid.economies", grid["economies"], f"a list of this profile's economies {list(economies)}")
     for kind, points in (("income", economy.income_tax_grid), ("corporate", economy.corporate_tax_grid)):
-        rates = _numbers_from_text(given.get(kind), float)
+        rates = numbers_from_text(given.get(kind), float)
         if not isinstance(rates, list) or not rates or not all(
             not isinstance(r, bool) and isinstance(r, (int, float)) and any(abs(p - r) < 1e-9 for p in points)
             for r in rates
         ):
-            _fail(f"tax_grid.{kind}", rates, f"a non-empty list of rates on the {kind} tax grid {points}")
+            fail(f"tax_grid.{kind}", rates, f"a non-empty list of rates on the {kind} tax grid {points}")
         grid[kind] = [float(r) for r in rates]
     return grid
 
@@ -368,7 +259,3 @@ def on_tax_grids(economy: RBCConfig, rate: Any) -> bool:
         return False
     return all(any(abs(point - rate) < 1e-9 for point in grid)
                for grid in (economy.income_tax_grid, economy.corporate_tax_grid))
-
-
-def _yaml_value(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
