@@ -52,15 +52,15 @@ def paper_plan() -> WorkflowPlan:
 
 def rule_jobs(plan: WorkflowPlan) -> dict[str, tuple[int, int]]:
     """rule -> (jobs, training iterations of each job) over the whole DAG; evaluations do not train."""
-    experiment = plan.experiment_dict(next(iter(plan.economies)), plan.seeds[0], "best_response")
+    experiment = plan.experiment_dict(*plan.pipelines()[0], "best_response")
     stages = {s["name"]: s["episodes"] for s in experiment["curriculum"]["stages"]}
-    pipelines = len(plan.economies) * len(plan.seeds)
-    rules = {f"train_{stage}": (pipelines * len(plan.branch_of_stage(stage)), episodes)
+    pipelines = plan.pipelines()
+    rules = {f"train_{stage}": (sum(len(plan.branch_of_stage(stage, economy)) for economy, _ in pipelines), episodes)
              for stage, episodes in stages.items()}
     if plan.ablation:
-        rules[f"train_{ABLATION}"] = (pipelines, sum(stages.values()))
+        rules[f"train_{ABLATION}"] = (len(pipelines), sum(stages.values()))
     for group in plan.best_response_types:
-        rules[f"best_response_{group}"] = (pipelines * len(plan.best_response_branches),
+        rules[f"best_response_{group}"] = (len(pipelines) * len(plan.best_response_branches),
                                            experiment["best_response"]["episodes"])
     return rules
 
@@ -86,13 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     plan = paper_plan()
-    envs = plan.experiment_dict(next(iter(plan.economies)), plan.seeds[0], "train")["training"]["num_envs"]
+    envs = plan.experiment_dict(*plan.pipelines()[0], "train")["training"]["num_envs"]
     overhead = fixed_seconds(args.repeats)
     session = Bench(1).session
     update = sum(update_flops(session, envs).values())
     flop = update * (1 + 1 / (3 * session.learners["consumer"].epochs))  # + the rollout's forward pass
     per_iteration = overhead + flop / (args.gpu_tflops * 1e12)
-    print(f"paper profile: {len(plan.economies)} economies x {len(plan.seeds)} seeds, {len(plan.branches)} branches, "
+    print(f"paper profile: {len(plan.pipelines())} pipelines (economy x seed), {len(plan.branches)} branches, "
           f"{envs} economies per iteration")
     print(f"measured: {overhead * 1e3:.0f} ms CPU per iteration at E=1 (the fixed part); "
           f"counted: {flop / 1e9:.0f} GFLOP per iteration at E={envs}")

@@ -28,6 +28,7 @@ from .store import (  # noqa: F401 - the store's helpers are part of this packag
     client_for,
     is_outage,
     probe,
+    refused_message,
     tracking_uri,
     unreachable_message,
 )
@@ -84,14 +85,16 @@ class Tracker:
             return self
         self.uri = tracking_uri(self.config)
         self.client = client_for(self.uri)
+        from mlflow.exceptions import MlflowException
+
         try:
             self._open(params)
         except TrackingUnavailable:
             raise
-        except Exception as err:  # noqa: BLE001 - a server that went away between the probe and here
-            if not is_outage(self.uri, err):
-                raise
-            raise TrackingUnavailable(unreachable_message(self.uri, "it stopped answering")) from None
+        except MlflowException as err:  # answers, but not to us (e.g. a Host header it does not allow)
+            if is_outage(self.uri, err):
+                raise TrackingUnavailable(unreachable_message(self.uri, "it stopped answering")) from None
+            raise TrackingUnavailable(refused_message(self.uri, err)) from None
         return self
 
     def _open(self, params: dict | None) -> None:

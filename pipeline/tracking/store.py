@@ -68,10 +68,17 @@ def is_remote(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
+TURN_OFF = "turn tracking off with experiment.tracking.enabled: false (on a command line: --set tracking.enabled=false)"
+
+
 def unreachable_message(uri: str, reason: str) -> str:
     return (f"MLflow tracking server {uri} is unreachable ({reason}); start it, or point MLFLOW_TRACKING_URI / "
-            "experiment.tracking.uri at a running one, or turn tracking off with experiment.tracking.enabled: false "
-            "(on a command line: --set tracking.enabled=false)")
+            f"experiment.tracking.uri at a running one, or {TURN_OFF}")
+
+
+def refused_message(uri: str, err: Exception) -> str:
+    first = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+    return f"MLflow tracking server {uri} refused to start a run ({first[:300]}); fix it or the URI, or {TURN_OFF}"
 
 
 def probe(uri: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
