@@ -147,8 +147,9 @@ class Cluster:
                  "--skip-test-db")
         socket = self.root / "mysql.sock"
         self._daemon("mariadbd", "mariadbd", "--user=root", f"--datadir={data}", f"--socket={socket}",
-                     "--bind-address=127.0.0.1", f"--port={self.ports['mysql']}", f"--pid-file={self.root / 'mysql.pid'}",
-                     f"--log-error={self.root / 'log' / 'mysql.err'}", "--skip-log-bin", "--innodb-buffer-pool-size=32M")
+                     "--bind-address=127.0.0.1", f"--port={self.ports['mysql']}",
+                     f"--pid-file={self.root / 'mysql.pid'}", f"--log-error={self.root / 'log' / 'mysql.err'}",
+                     "--skip-log-bin", "--innodb-buffer-pool-size=32M")
         sql = ["mariadb", f"--socket={socket}", "-u", "root"]
         self._until(lambda: subprocess.run([*sql, "-e", "select 1"], capture_output=True).returncode == 0,
                     "MariaDB answers")

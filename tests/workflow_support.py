@@ -132,26 +132,32 @@ def assert_complete_tree(client, plan: WorkflowPlan, economy: str, seed: int):
 
 
 # ---------------------------------------------------------------------------------------- two runs' results
+def without_wall_times(data):
+    """A loaded JSON document or checkpoint without its `wall_time_s` entries."""
+    if isinstance(data, dict):
+        return {k: without_wall_times(v) for k, v in data.items() if k != "wall_time_s"}
+    return [without_wall_times(v) for v in data] if isinstance(data, (list, tuple)) else data
+
+
+def same(x, y) -> bool:
+    """Equal nested containers of tensors: same dtype, shape and every bit."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return isinstance(y, torch.Tensor) and x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y)
+    if isinstance(x, dict):
+        return isinstance(y, dict) and x.keys() == y.keys() and all(same(x[k], y[k]) for k in x)
+    if isinstance(x, (list, tuple)):
+        return isinstance(y, (list, tuple)) and len(x) == len(y) and all(same(u, v) for u, v in zip(x, y))
+    return x == y
+
+
 def result_differences(a: Path, b: Path) -> list[str]:
     """Files of two result trees that differ beyond wall times (byte-identical otherwise).
 
     Wall times live in `wall_time_s` entries (JSON, checkpoints) and in the report's "DAG wall time" line.
     """
     import torch
-
-    def strip(x):
-        if isinstance(x, dict):
-            return {k: strip(v) for k, v in x.items() if k != "wall_time_s"}
-        return [strip(v) for v in x] if isinstance(x, (list, tuple)) else x
-
-    def same(x, y) -> bool:
-        if isinstance(x, torch.Tensor):
-            return isinstance(y, torch.Tensor) and x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y)
-        if isinstance(x, dict):
-            return isinstance(y, dict) and x.keys() == y.keys() and all(same(x[k], y[k]) for k in x)
-        if isinstance(x, (list, tuple)):
-            return isinstance(y, (list, tuple)) and len(x) == len(y) and all(same(u, v) for u, v in zip(x, y))
-        return x == y
 
     def lines(path: Path) -> list[str]:
         return [line for line in path.read_text().splitlines() if not line.startswith("DAG wall time")]
@@ -164,9 +170,9 @@ def result_differences(a: Path, b: Path) -> list[str]:
         if pa.read_bytes() == pb.read_bytes():
             continue
         if rel.suffix == ".pt":
-            ok = same(strip(torch.load(pa, weights_only=True)), strip(torch.load(pb, weights_only=True)))
+            ok = same(*(without_wall_times(torch.load(p, weights_only=True)) for p in (pa, pb)))
         elif rel.suffix == ".json":
-            ok = strip(json.loads(pa.read_text())) == strip(json.loads(pb.read_text()))
+            ok = without_wall_times(json.loads(pa.read_text())) == without_wall_times(json.loads(pb.read_text()))
         else:
             ok = rel.suffix in (".yaml", ".md", ".csv") and lines(pa) == lines(pb)
         if not ok:
