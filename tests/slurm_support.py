@@ -199,12 +199,13 @@ AccountingStorageHost=localhost
 AccountingStoragePort={self.ports['dbd']}
 AccountingStoragePass={socket}
 AccountingStoreFlags=job_comment
+AccountingStorageTRES=gres/gpu
 JobAcctGatherType=jobacct_gather/linux
 NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory} Gres=gpu:{GPUS} State=UNKNOWN
 PartitionName={PARTITION} Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """)
         # Devices the node does not have: enough for the GPU profile's requests to be accepted and accounted.
-        (self.conf.parent / "gres.conf").write_text(f"NodeName=localhost Name=gpu Count={GPUS}\n")
+        (self.conf.parent / "gres.conf").write_text(f"NodeName=localhost Name=gpu File=/dev/null Count={GPUS}\n")
         dbd = self.conf.parent / "slurmdbd.conf"
         dbd.write_text(f"""\
 AuthType=auth/munge
