@@ -108,16 +108,12 @@ def test_a_server_killed_and_restarted_while_a_stage_trains_loses_no_metric(tmp_
         assert stage.poll() is None, "the stage must still be training while the server is away"
         server.start()
         assert stage.wait(timeout=600) == 0, (tmp_path / "stage.log").read_text()
+        run = client.get_run(run.info.run_id)
+        history = client.get_metric_history(run.info.run_id, "reward/consumer")
     finally:
         if stage.poll() is None:
             stage.kill()
         log.close()
-        server.stop()
-    server.start()
-    try:
-        run = client.get_run(run.info.run_id)
-        history = client.get_metric_history(run.info.run_id, "reward/consumer")
-    finally:
         server.stop()
     assert run.info.status == "FINISHED"
     with out.with_suffix(".metrics.csv").open() as handle:
