@@ -8,7 +8,8 @@ result of every rule.
 
 MLflow is imported lazily (it costs about two seconds), and a disabled tracker is a no-op, so
 tests and quick runs pay nothing. The store defaults to SQLite under `results/`;
-MLFLOW_TRACKING_URI or `tracking.uri` point it anywhere, e.g. a team's MLflow server.
+MLFLOW_TRACKING_URI or `tracking.uri` point it anywhere, e.g. a team's MLflow server
+(docs/cluster.md). `store.py` finds the store and tells an unreachable server from a real error.
 """
 
 from __future__ import annotations
