@@ -202,11 +202,12 @@ def test_every_job_of_the_smoke_profile_ran_as_a_slurm_job_with_the_profiles_req
     plan_jobs = expected_jobs(WorkflowPlan(merged(DEFAULT, SMOKE)))
     remote = {rule: n for rule, n in plan_jobs.items() if rule not in LOCAL_RULES}
     jobs = [j for j in slurm_smoke["jobs"] if j["Comment"].startswith("rule_")]
-    assert Counter(rule_of(j["Comment"]) for j in jobs) == Counter(remote)
+    # Attempts that failed and were submitted again (the profile's retries) may precede a job's completion.
+    completed = [j for j in jobs if j["State"] == "COMPLETED"]
+    assert Counter(rule_of(j["Comment"]) for j in completed) == Counter(remote), [j for j in jobs if j not in completed]
     requests = yaml.safe_load(PROFILES["slurm"].read_text())["set-resources"]
     for job in jobs:
         wanted = requests[rule_of(job["Comment"])]
-        assert job["State"] == "COMPLETED", job
         assert (job["Account"], job["Partition"]) == (slurm_support.ACCOUNT, slurm_support.PARTITION), job
         assert job["AllocCPUS"] == "1" and job["ReqMem"] == f"{wanted['mem_mb']}M", job
         assert minutes(job["Timelimit"]) == wanted["runtime"], job
@@ -273,8 +274,8 @@ def test_a_training_job_cancelled_by_slurm_resumes_from_its_checkpoint(site, clu
         *merged(DEFAULT, SMOKE)["experiment"]["curriculum"]["stages"][1:]]}}}
     (workdir / "longer.yaml").write_text(yaml.safe_dump(longer))
     stage = workdir / "results" / "resume" / "open" / "seed0" / "prefix" / "consumers.pt"
-    command = (f"snakemake --profile dge-slurm --workflow-profile workflow/profiles/slurm --configfile "
-               f"workflow/config/smoke.yaml longer.yaml {stage.relative_to(workdir)}")
+    command = (f"snakemake {stage.relative_to(workdir)} --profile dge-slurm --workflow-profile workflow/profiles/slurm "
+               "--configfile workflow/config/smoke.yaml longer.yaml")
     began = time.monotonic()
     with (workdir / "snakemake.log").open("w") as out:
         run = subprocess.Popen(["bash", "-c", command], cwd=workdir, env=site["env"], stdout=out,

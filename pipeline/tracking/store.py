@@ -25,8 +25,10 @@ from envs.rbc.config import ConfigError
 from ..config import TrackingConfig
 
 DEFAULT_STORE = Path("results") / "mlflow.db"
-PROBE_TIMEOUT_S = 2.0  # one /health request
-START_PATIENCE_S = 3.0  # how long a starting run waits for a server before refusing
+# A busy server (many jobs starting at once on a loaded node) can take seconds to answer /health;
+# a refused connection is known at once but retried too, in case the server is restarting.
+PROBE_TIMEOUT_S = 5.0  # one /health request
+START_PATIENCE_S = 10.0  # how long a starting run waits for a server before refusing
 # MLflow's HTTP client settings for remote stores, unless the environment sets them: two quick
 # retries instead of seven with doubling pauses (254 s on a refused connection).
 CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
