@@ -43,6 +43,7 @@ def test_profiles_leave_the_site_profiles_keys_alone(name):
     assert settings["executor"] == "slurm"
     assert not {"default-resources", "config"} & set(settings)
     assert settings["retries"] >= 1  # a job stopped by SLURM is submitted again and resumes
+    assert settings["slurm-status-command"] == "squeue"  # sacct's "CANCELLED by <uid>" would hang the workflow
 
 
 def test_only_the_gpu_profile_asks_for_gpus_and_only_for_rules_that_run_the_economy():
