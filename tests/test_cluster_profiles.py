@@ -80,3 +80,8 @@ def test_the_documents_cost_table_counts_the_paper_profiles_iterations():
     assert shown == counted
     total = re.search(r"^total\s+([\d,]+)\s+\d+$", DOC.read_text(), re.M)
     assert int(total.group(1).replace(",", "")) == sum(i for _, i in counted.values()) == 8_340_000
+
+
+def test_the_document_counts_the_smoke_profiles_slurm_jobs():
+    jobs = sum(n for rule, n in expected_jobs(WorkflowPlan(merged(DEFAULT, SMOKE))).items() if rule not in LOCAL_RULES)
+    assert f"The smoke profile runs the whole DAG on a tiny economy: {jobs} SLURM jobs" in DOC.read_text()

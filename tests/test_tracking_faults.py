@@ -17,7 +17,14 @@ import time
 
 import pytest
 
-from pipeline.tracking.store import PROBE_TIMEOUT_S, START_PATIENCE_S, TrackingUnavailable, check_reachable
+from envs.rbc.config import ConfigError
+from pipeline.tracking.store import (
+    PROBE_TIMEOUT_S,
+    START_PATIENCE_S,
+    TrackingUnavailable,
+    adopt_workflow_uri,
+    check_reachable,
+)
 
 from mlflow_support import MlflowServer
 from pipeline_support import small_config_dict, write_config
@@ -33,6 +40,17 @@ def stage_config(tmp_path, episodes: int, **tracking):
         tracking={"enabled": True, "experiment": "faults", "pipeline": "faults/seed0", "log_every": 1, **tracking},
     )
     return write_config(tmp_path / "stage.yaml", data)
+
+
+def test_the_workflows_tracking_uri_becomes_every_jobs_environment_and_leaves_the_config(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = {"profile": "smoke", "tracking_uri": "http://login01:5000"}
+    assert adopt_workflow_uri(config) == "http://login01:5000"
+    assert config == {"profile": "smoke"}  # not in the workflow config, so in no experiment config
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://login01:5000"
+    for bad in (5000, "", "http://login01 :5000", ["http://a"]):
+        with pytest.raises(ConfigError, match=r"^invalid workflow config: tracking_uri=.*; allowed: "):
+            adopt_workflow_uri({"tracking_uri": bad})
 
 
 def test_a_server_that_never_answers_is_refused_after_the_start_patience():
