@@ -59,9 +59,9 @@ def rule_jobs(plan: WorkflowPlan) -> dict[str, tuple[int, int]]:
              for stage, episodes in stages.items()}
     if plan.ablation:
         rules[f"train_{ABLATION}"] = (len(pipelines), sum(stages.values()))
-    for group in plan.best_response_types:
-        rules[f"best_response_{group}"] = (len(pipelines) * len(plan.best_response_branches),
-                                           experiment["best_response"]["episodes"])
+    for group in plan.best_response_types:  # one job per probe (learner, power check, agent alone)
+        jobs = len(pipelines) * len(plan.best_response_branches) * len(plan.best_response_probes(group))
+        rules[f"best_response_{group}"] = (jobs, experiment["best_response"]["episodes"])
     return rules
 
 
