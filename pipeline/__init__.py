@@ -5,7 +5,7 @@ analysis, and the workflow (`workflow/Snakefile`) only calls the rooms' command-
 
     pipeline/config.py      ExperimentConfig: every learner, curriculum and evaluation setting
     pipeline/profiles.py    workflow profiles resolved to the experiment of one economy, seed and rule kind
-    pipeline/tracking.py    MLflow runs, metrics and artifacts (lazy import, optional)
+    pipeline/tracking/      MLflow runs, metrics and artifacts (lazy import, optional), the store's reachability
     pipeline/factory.py     the `policy.factory` hook: find and check a user's network builder (torch-free)
     pipeline/learning/      networks, learners, curriculum, the training loop and its checkpoints
     pipeline/analysis/      evaluation, best responses, probes and the report

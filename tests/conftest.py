@@ -20,6 +20,10 @@ if str(ROOT) not in sys.path:  # the suite also runs from a plain checkout witho
 from envs.rbc.config import RBCConfig  # noqa: E402
 from envs.rbc.dynamics import EconomyState  # noqa: E402
 
+# The local smoke DAG and its tracking server, once per session: the workflow tests read the run and
+# the cluster test compares a SLURM run with it.
+from workflow_support import smoke_run, tracking_server  # noqa: E402, F401
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():

@@ -13,79 +13,29 @@ import copy
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
 
 from envs.rbc.config import ConfigError
-from pipeline.orchestration.plan import ABLATION, CONFIG_KINDS, PREFIX, WorkflowPlan
+from pipeline.orchestration.plan import ABLATION, PREFIX, WorkflowPlan
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEFILE = ROOT / "workflow" / "Snakefile"
-DEFAULT = ROOT / "workflow" / "config" / "default.yaml"
-SMOKE = ROOT / "workflow" / "config" / "smoke.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+from workflow_support import (
+    DEFAULT,
+    ROOT,
+    SMOKE,
+    assert_complete_tree,
+    expected_jobs,
+    job_counts,
+    load,
+    merged,
+    snakemake,
+)
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def load(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())
-
-
-def merged(*paths: Path) -> dict:
-    """What Snakemake's --configfile does: mappings merge key by key, other values replace."""
-
-    def merge(base, over):
-        if isinstance(base, dict) and isinstance(over, dict):
-            return {**base, **{k: merge(base.get(k), v) if k in base else v for k, v in over.items()}}
-        return copy.deepcopy(over)
-
-    config: dict = {}
-    for path in paths:
-        config = merge(config, load(path))
-    return config
-
-
-def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-    """The snakemake command on the repository's workflow, run in `workdir` (never in the checkout)."""
-    command = [*SNAKEMAKE, "-s", str(SNAKEFILE), "--directory", str(workdir), *args]
-    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout)
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a Snakemake run or dry-run."""
-    match = re.search(r"Job stats:\njob\s+count\n[- ]+\n(.*?)\ntotal\s+\d+", output, re.S)
-    assert match, f"no job table in:\n{output[-3000:]}"
-    return {name: int(count) for name, count in (line.split() for line in match.group(1).strip().splitlines())}
-
-
-def expected_jobs(plan: WorkflowPlan) -> dict[str, int]:
-    """Every job the plan implies, counted from its pipelines, branches and stages."""
-    pipelines = plan.pipelines()
-    counts = {
-        "resolve_config": len(pipelines) * (len(CONFIG_KINDS) if plan.ablation else len(CONFIG_KINDS) - 2),
-        "workflow_config": 1,
-        "evaluate": sum(len(plan.evaluated_branches(economy)) for economy, _ in pipelines),
-        "report": 1,
-        "all": 1,
-        **({"machine": 1} if plan.record_machine else {}),
-    }
-    for stage in plan.stages:
-        counts[f"train_{stage}"] = sum(len(plan.branch_of_stage(stage, economy)) for economy, _ in pipelines)
-    pipelines = len(pipelines)
-    if plan.ablation:
-        counts["train_nocurriculum"] = pipelines
-    for group in plan.best_response_types:
-        counts[f"best_response_{group}"] = (pipelines * len(plan.best_response_branches)
-                                            * len(plan.best_response_probes(group)))
-    return counts
 
 
 # ---------------------------------------------------------------------------------------- the plan
@@ -282,67 +232,6 @@ def test_bad_config_value_fails_before_any_rule_runs(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- the smoke DAG
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def tracking_server(tmp_path_factory):
-    """An MLflow server on loopback with its own SQLite store and artifact directory."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts"),
-    ]
-    log = (root / "server.log").open("w")
-    server = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            os.killpg(server.pid, signal.SIGTERM)
-            pytest.fail(f"MLflow server did not come up:\n{(root / 'server.log').read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield uri
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, tracking_server):
-    """The smoke DAG, run once for the module in a fresh working directory."""
-    workdir = tmp_path_factory.mktemp("smoke-dag")
-    # The interpreter's own bin directory is taken off PATH, as on a machine where `./run` was never
-    # activated: the rules must run the package's interpreter, not whichever `python` PATH finds.
-    interpreter_bin = str(Path(sys.executable).parent)
-    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep) if d != interpreter_bin)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_server, "PATH": path}
-    began = time.monotonic()
-    result = snakemake(workdir, "--cores", "2", "--configfile", str(DEFAULT), str(SMOKE), env=env, timeout=1800)
-    elapsed = time.monotonic() - began
-    if result.returncode != 0:
-        logs = "\n".join(f"== {p}\n{p.read_text()[-1500:]}"
-                         for p in (workdir / "logs").rglob("*.log") if p.stat().st_size)
-        pytest.fail(f"smoke DAG failed:\n{result.stderr[-4000:]}\n{logs[-6000:]}")
-    print(f"\nsmoke DAG: {elapsed:.1f} s wall with --cores 2")
-    plan = WorkflowPlan(merged(DEFAULT, SMOKE))
-    return {"workdir": workdir, "env": env, "elapsed": elapsed, "plan": plan, "output": result.stdout + result.stderr,
-            "results": workdir / "results" / "smoke", "uri": tracking_server}
-
-
 @pytest.mark.slow
 def test_smoke_dag_runs_every_job_of_the_plan(smoke_run):
     assert job_counts(smoke_run["output"]) == expected_jobs(smoke_run["plan"])
@@ -414,69 +303,39 @@ def test_smoke_report_has_the_required_keys_and_figures(smoke_run):
 def test_smoke_run_is_tracked_as_one_tree_per_pipeline(smoke_run):
     from mlflow.tracking import MlflowClient
 
-    from pipeline.learning.session import Variant
-
     plan = smoke_run["plan"]
     client = MlflowClient(tracking_uri=smoke_run["uri"])
     names = {e.name for e in client.search_experiments()}
     assert {plan.experiment_id(e) for e in plan.economies} <= names
     summary = json.loads((smoke_run["results"] / "summary.json").read_text())
 
-    # The rules that log a run, by their rule id: every stage of every branch, the ablation,
-    # every evaluation and every best response.
-    def label(branch) -> str:
-        return Variant(branch.fixed_tax, branch.welfare, branch.max_corporate_tax, branch.fixed_corporate_tax).label()
+    for economy, seed in plan.pipelines():
+        parent, children = assert_complete_tree(client, plan, economy, seed)
+        stage_run = next(r for r in children if r.data.tags["dge.rule"] == "train:learned:government")
+        assert stage_run.data.params["config.training.num_envs"] == "2"
+        assert len(client.get_metric_history(stage_run.info.run_id, "welfare/total")) >= 1
 
-    expected = {f"train:learned:{stage}" for stage in plan.prefix_stages}
-    for branch in plan.branches.values():
-        expected |= {f"train:{label(branch)}:{stage}" for stage in plan.branch_stages}
-    if plan.ablation:
-        expected.add(f"train:learned:{ABLATION}")
-    expected |= {f"evaluate:{b}" for b in plan.evaluated_branches()}
-    for name in plan.best_response_branches:
-        expected |= {f"best_response:{label(plan.branches[name])}:{g}:{probe}"
-                     for g in plan.best_response_types for probe in plan.best_response_probes(g)}
-
-    for economy in plan.economies:
-        experiment = client.get_experiment_by_name(plan.experiment_id(economy))
-        for seed in plan.seeds:
-            pipeline = plan.pipeline_id(economy, seed)
-            parents = client.search_runs([experiment.experiment_id],
-                                         f"tags.`dge.pipeline` = '{pipeline}' and tags.`dge.role` = 'parent'")
-            assert len(parents) == 1
-            parent = parents[0]
-            children = client.search_runs([experiment.experiment_id], f"tags.`dge.pipeline` = '{pipeline}'",
-                                          max_results=1000)
-            children = [r for r in children if r.info.run_id != parent.info.run_id]
-            rules = [r.data.tags["dge.rule"] for r in children]
-            assert sorted(rules) == sorted(expected)  # one child per rule, none missing, none twice
-            assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
-            assert all(r.info.status == "FINISHED" for r in children)
-            stage_run = next(r for r in children if r.data.tags["dge.rule"] == "train:learned:government")
-            assert stage_run.data.params["config.training.num_envs"] == "2"
-            assert len(client.get_metric_history(stage_run.info.run_id, "welfare/total")) >= 1
-
-            headline = summary["economies"][economy]["seeds"][str(seed)]
-            metrics = parent.data.metrics
-            assert metrics["summary/welfare_learned"] == pytest.approx(headline["welfare"]["learned"]["mean"])
-            assert metrics["summary/welfare_best_fixed"] == pytest.approx(headline["welfare"]["best_fixed"]["mean"])
-            assert metrics["summary/welfare_difference_learned_to_best_fixed"] == pytest.approx(
-                headline["welfare"]["difference_to_best_fixed"])
-            if headline["welfare"]["ratio_to_best_fixed"] is None:
-                assert "summary/welfare_ratio_learned_to_best_fixed" not in metrics
-            else:
-                assert metrics["summary/welfare_ratio_learned_to_best_fixed"] == pytest.approx(
-                    headline["welfare"]["ratio_to_best_fixed"])
-            assert metrics["summary/welfare_consumer_only"] == pytest.approx(
-                headline["welfare_consumer_only"]["consumer_welfare"]["mean"])
-            for group, e in headline["epsilon"].items():
-                assert metrics[f"summary/epsilon_absolute/{group}"] == pytest.approx(e["absolute"])
-                if e["relative"] is not None:
-                    assert metrics[f"summary/epsilon_relative/{group}"] == pytest.approx(e["relative"])
-            artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
-            assert {"report/summary.md", "report/summary.json", "report/figures"} <= artifacts
-            figures = {a.path for a in client.list_artifacts(parent.info.run_id, "report/figures")}
-            assert "report/figures/welfare_vs_tax.png" in figures
+        headline = summary["economies"][economy]["seeds"][str(seed)]
+        metrics = parent.data.metrics
+        assert metrics["summary/welfare_learned"] == pytest.approx(headline["welfare"]["learned"]["mean"])
+        assert metrics["summary/welfare_best_fixed"] == pytest.approx(headline["welfare"]["best_fixed"]["mean"])
+        assert metrics["summary/welfare_difference_learned_to_best_fixed"] == pytest.approx(
+            headline["welfare"]["difference_to_best_fixed"])
+        if headline["welfare"]["ratio_to_best_fixed"] is None:
+            assert "summary/welfare_ratio_learned_to_best_fixed" not in metrics
+        else:
+            assert metrics["summary/welfare_ratio_learned_to_best_fixed"] == pytest.approx(
+                headline["welfare"]["ratio_to_best_fixed"])
+        assert metrics["summary/welfare_consumer_only"] == pytest.approx(
+            headline["welfare_consumer_only"]["consumer_welfare"]["mean"])
+        for group, e in headline["epsilon"].items():
+            assert metrics[f"summary/epsilon_absolute/{group}"] == pytest.approx(e["absolute"])
+            if e["relative"] is not None:
+                assert metrics[f"summary/epsilon_relative/{group}"] == pytest.approx(e["relative"])
+        artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+        assert {"report/summary.md", "report/summary.json", "report/figures"} <= artifacts
+        figures = {a.path for a in client.list_artifacts(parent.info.run_id, "report/figures")}
+        assert "report/figures/welfare_vs_tax.png" in figures
 
 
 @pytest.mark.slow

@@ -2,13 +2,14 @@
 
 
 # The machine the wall times belong to (benchmarks/machine.py): measured first, with every core reserved so
-# that no training job runs beside the measurement.
+# that no training job runs beside the measurement. A cluster job has its node's cores to itself anyway, and
+# an executor that submits jobs (SLURM) has no total core count to reserve.
 rule machine:
     output:
         f"{R}/machine.json",
     params:
         script=os.path.join(workflow.basedir, "..", "benchmarks", "machine.py"),
-    threads: workflow.cores
+    threads: workflow.cores if workflow.local_exec else 1
     priority: 200
     log:
         f"{LOGS}/machine.log",

@@ -8,56 +8,35 @@ result of every rule.
 
 MLflow is imported lazily (it costs about two seconds), and a disabled tracker is a no-op, so
 tests and quick runs pay nothing. The store defaults to SQLite under `results/`;
-MLFLOW_TRACKING_URI or `tracking.uri` point it anywhere, e.g. a team's MLflow server.
+MLFLOW_TRACKING_URI or `tracking.uri` point it anywhere, e.g. a team's MLflow server
+(docs/cluster.md). `store.py` finds the store and tells an unreachable server from a real error.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from .config import TrackingConfig
+from ..config import TrackingConfig
+from .store import (  # noqa: F401 - the store's helpers are part of this package's interface
+    DEFAULT_STORE,
+    TrackingUnavailable,
+    _retry,
+    call_through_outages,
+    client_for,
+    is_outage,
+    probe,
+    refused_message,
+    tracking_uri,
+    unreachable_message,
+)
 
-DEFAULT_STORE = Path("results") / "mlflow.db"
 ARTIFACT_ROOT = Path("results") / "mlflow-artifacts"
 TAG_PIPELINE, TAG_ROLE, TAG_RULE = "dge.pipeline", "dge.role", "dge.rule"
-
-
-def tracking_uri(config: TrackingConfig) -> str:
-    if config.uri:
-        return config.uri
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    DEFAULT_STORE.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{DEFAULT_STORE.resolve()}"
-
-
-def client_for(uri: str):
-    """An MlflowClient; a SQLite store is opened under an exclusive lock.
-
-    Opening a store that does not exist yet creates its tables by migrations, and two workflow
-    jobs starting together on a fresh results/ directory would both run them and collide
-    ("duplicate column name"). The lock makes the first one create the store and the others wait
-    for it; once the store exists, opening it only reads the schema version.
-    """
-    from mlflow.tracking import MlflowClient
-
-    if not uri.startswith("sqlite:///"):
-        return MlflowClient(tracking_uri=uri)
-    import fcntl
-
-    database = Path(uri.removeprefix("sqlite:///").split("?")[0])
-    database.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{database}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            client = MlflowClient(tracking_uri=uri)
-            client.search_experiments(max_results=1)  # make sure the store is open while locked
-            return client
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+OUTAGE_PATIENCE_S = 300.0  # how long a finished rule waits for a server that went away to deliver its run
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, str]:
@@ -74,19 +53,14 @@ def flatten(data: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _retry(call: Callable, *args, attempts: int = 8, **kwargs):
-    """SQLite stores refuse concurrent writers for a moment ("database is locked"); wait and retry."""
-    for attempt in range(attempts):
-        try:
-            return call(*args, **kwargs)
-        except Exception as err:  # noqa: BLE001 - mlflow wraps the driver's error in several types
-            if "locked" not in str(err).lower() or attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * 2**attempt)
-
-
 class Tracker:
-    """One child run (a workflow rule) under its pipeline's parent run."""
+    """One child run (a workflow rule) under its pipeline's parent run.
+
+    A remote server that goes away while the rule runs (restarted, briefly down) costs no metrics:
+    they stay buffered, a flush during the outage is skipped with growing pauses so training does
+    not wait, and the run's end waits up to OUTAGE_PATIENCE_S for the server before giving up with
+    a warning. The rule's own outputs never depend on the server: its end is not an error.
+    """
 
     def __init__(self, config: TrackingConfig, rule: str, run_name: str | None = None, tags: dict | None = None):
         self.config = config
@@ -95,18 +69,36 @@ class Tracker:
         self.run_name = run_name or rule
         self.tags = dict(tags or {})
         self.client = None
+        self.uri = ""
         self.run_id: str | None = None
         self.parent_id: str | None = None
         self.experiment_id: str | None = None
         self._pending: list = []
         self._logged_through = -1  # a continued run already holds metrics up to this step
+        self._outage_since: float | None = None
+        self._next_attempt = 0.0
+        self._pause = 0.0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, params: dict | None = None) -> "Tracker":
+        """Finds or creates the run; refuses (TrackingUnavailable) within seconds if the store does not answer."""
         if not self.enabled:
             return self
         self.uri = tracking_uri(self.config)
         self.client = client_for(self.uri)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._open(params)
+        except TrackingUnavailable:
+            raise
+        except MlflowException as err:  # answers, but not to us (e.g. a Host header it does not allow)
+            if is_outage(self.uri, err):
+                raise TrackingUnavailable(unreachable_message(self.uri, "it stopped answering")) from None
+            raise TrackingUnavailable(refused_message(self.uri, err)) from None
+        return self
+
+    def _open(self, params: dict | None) -> None:
         self.experiment_id = self._experiment()
         pipeline = self.config.pipeline
         tags = {TAG_RULE: self.rule, **self.tags}
@@ -132,13 +124,24 @@ class Tracker:
             self.run_id = run.info.run_id
             if params:
                 self.log_params(params)
-        return self
 
     def finish(self, status: str = "FINISHED") -> None:
+        """Delivers what is buffered and closes the run. A finished rule waits out an outage; a stopped one
+        (killed, failed) makes one attempt, because its scheduler gives it only seconds before the kill."""
         if not self.enabled or self.run_id is None:
             return
-        self.flush()
-        _retry(self.client.set_terminated, self.run_id, status=status)
+        patience = OUTAGE_PATIENCE_S if status == "FINISHED" else 0.0
+        began = time.monotonic()
+        delivered = self.flush(patience=patience)
+        left = max(patience - (time.monotonic() - began), 0.0)
+        closed = self._deliver(f"its status {status}", self.client.set_terminated, self.run_id, status=status,
+                               patience=left)
+        if delivered and closed and self._outage_since is not None:
+            self._say(f"MLflow server {self.uri} is back; run {self.run_id} ({self.rule}) is complete")
+        elif not delivered:
+            self._say(f"warning: MLflow server {self.uri} still unreachable after {patience:.0f} s; "
+                      f"{len(self._pending)} metric values of run {self.run_id} ({self.rule}) were not logged "
+                      "(the rule's outputs are saved)")
 
     def __enter__(self) -> "Tracker":
         return self
@@ -169,21 +172,69 @@ class Tracker:
         if len(self._pending) >= 900:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, patience: float = 0.0) -> bool:
+        """Sends the buffered metrics; False if the server is away (they stay buffered for the next flush).
+
+        During an outage a flush without patience returns at once until the next attempt is due (5 s,
+        doubling to a minute), so the training loop never waits on the server.
+        """
         if not self.enabled or not self._pending:
-            return
-        for i in range(0, len(self._pending), 900):
-            _retry(self.client.log_batch, self.run_id, metrics=self._pending[i : i + 900])
-        self._pending = []
+            return True
+        if not patience and self._outage_since is not None and (
+                time.monotonic() < self._next_attempt or probe(self.uri) is not None):
+            self._note_outage()
+            return False
+        deadline = time.monotonic() + patience
+        while self._pending:
+            batch = self._pending[:900]
+            try:
+                call_through_outages(self.uri, max(deadline - time.monotonic(), 0.0), self.client.log_batch,
+                                     self.run_id, metrics=batch)
+            except TrackingUnavailable:
+                self._note_outage()
+                return False
+            del self._pending[: len(batch)]
+        if self._outage_since is not None and patience == 0.0:
+            self._say(f"MLflow server {self.uri} is back; the buffered metrics are logged")
+            self._outage_since, self._pause = None, 0.0
+        return True
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         if self.enabled and Path(path).exists():
-            _retry(self.client.log_artifact, self.run_id, str(path), artifact_path)
+            self._deliver(f"artifact {Path(path).name}", self.client.log_artifact, self.run_id, str(path),
+                          artifact_path, patience=OUTAGE_PATIENCE_S)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         if self.enabled:
             for key, value in tags.items():
-                _retry(self.client.set_tag, self.run_id, key, str(value))
+                self._deliver(f"tag {key}", self.client.set_tag, self.run_id, key, str(value),
+                              patience=OUTAGE_PATIENCE_S)
+
+    # ------------------------------------------------------------------ outages
+    def _deliver(self, what: str, call, *args, patience: float, **kwargs) -> bool:
+        """`call` through an outage of at most `patience` seconds; a warning instead of an error after that."""
+        try:
+            call_through_outages(self.uri, patience, call, *args, **kwargs)
+            return True
+        except TrackingUnavailable:
+            self._note_outage()
+            self._say(f"warning: MLflow server {self.uri} unreachable; {what} of run {self.run_id} ({self.rule}) "
+                      "was not logged")
+            return False
+
+    def _note_outage(self) -> None:
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+            self._say(f"warning: MLflow server {self.uri} unreachable; metrics of run {self.run_id} ({self.rule}) "
+                      "are buffered and sent when it answers again")
+        if now >= self._next_attempt:  # pauses of 5, 10, 20, 40, then 60 s between attempts
+            self._pause = min(60.0, max(5.0, 2 * self._pause))
+            self._next_attempt = now + self._pause
+
+    @staticmethod
+    def _say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------------ lookup
     def _experiment(self) -> str:
