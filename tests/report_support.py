@@ -1,0 +1,138 @@
+"""Result trees written by hand, so the report's multi-seed paths are tested without training anything.
+
+`write_tree` writes every file the report reads (evaluation.json per branch, best_response.json and
+curve.csv per probe, per-stage metrics CSVs) for a WorkflowPlan, with the numbers that matter chosen
+by the caller: each branch's welfare and tax rates per seed, and each probe's gain and training gain.
+Everything else is filled with plausible constants.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from pipeline.orchestration.plan import ABLATION, PREFIX, WorkflowPlan
+
+EXPERIMENT = {
+    "economy": {"n_consumers": 4, "n_firms": 2},
+    "policy": {"hidden_sizes": [8]},
+    "training": {"num_envs": 2},
+    "curriculum": {
+        "stages": [{"name": "consumers", "episodes": 4, "train": ["consumer"]},
+                   {"name": "government", "episodes": 4, "train": ["consumer", "firm", "government"]}],
+        "firm_mask": None, "tax_mask": None, "labor_disutility_decay": None,
+    },
+    "best_response": {"episodes": 4, "eval_episodes": 2, "window": 2,
+                      "learners": {"pg": {}, "ppo": {"algorithm": "ppo"}}},
+    "evaluation": {"episodes": 2, "num_envs": 2},
+    "tracking": {"enabled": False},
+}
+
+
+def plan_of(seeds: list[int], **config) -> WorkflowPlan:
+    """Two economies (open, closed) on a tiny experiment; `config` adds or replaces workflow keys."""
+    base = {"profile": "hand", "seeds": seeds, "economies": {"open": {"open_economy": True},
+                                                             "closed": {"open_economy": False}},
+            "prefix_stages": 1, "fixed_taxes": [0.2, 0.4], "experiment": EXPERIMENT,
+            "best_response_power": True, "best_response_individual": ["consumer"]}
+    return WorkflowPlan({**base, **config})
+
+
+def stat(mean: float, half: float = 1.0, n: int = 4) -> dict:
+    return {"mean": float(mean), "ci95": [mean - half, mean + half], "n": n}
+
+
+def evaluation(welfare: float, consumer_welfare: float, income: float, corporate: float,
+               collapsed_at: int | None = None) -> dict:
+    """An evaluation.json with the given welfare and tax rates; the rest constant."""
+    values = {"welfare/total": welfare, "welfare/consumer_only": consumer_welfare, "reward/consumer": 10.0,
+              "reward/firm": 1000.0, "reward/government": welfare, "economy/income_tax_rate": income,
+              "economy/corporate_tax_rate": corporate, "economy/price": 1000.0, "economy/wage": 20.0,
+              "economy/hours": 5.0, "economy/employed_share": 0.9, "economy/consumption": 2.0,
+              "economy/production": 10.0, "economy/sales": 6.0, "economy/exports": 4.0,
+              "economy/domestic_share": 0.6}
+    firms = {k: [[1.0, 2.0], [1.5, 2.5]] for k in ("price", "wage", "hours", "workers", "production", "sales",
+                                                  "exports", "profit", "reward", "consumption")}
+    steps = 3
+    trajectory = {
+        "firm": {k: [[1.0, 2.0]] * steps for k in ("price", "wage", "labor", "production", "sales", "exports")},
+        "consumer": {k: [[1.0] * 4] * steps for k in ("hours", "consumption", "budget")},
+        "government": {"income_tax_rate": [income] * steps, "corporate_tax_rate": [corporate] * steps},
+    }
+    return {"metrics": {k: stat(v) for k, v in values.items()}, "firm_samples": firms, "trajectory": trajectory,
+            "consumer_response": None, "collapsed_at": collapsed_at}
+
+
+def best_response(gain: float, training_gain: dict, trained: float, learner: str, start: str,
+                  agent: int | None) -> dict:
+    return {"learner": learner, "start": start, "agent": agent, "gain": stat(gain, 0.5), "trained": stat(trained),
+            "before": stat(trained), "after": stat(trained + gain), "training_gain_vs_untrained": training_gain,
+            "selected_episode": 2, "curve_end_change": 0.0}
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def _write_metrics(path: Path, first: int, last: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["episode", "reward/consumer", "reward/firm", "reward/government"])
+        writer.writerows([e, 1.0 + e, 100.0 + e, 50.0] for e in range(first, last))
+
+
+Welfare = Callable[[str, int, str], tuple[float, float]]
+Gain = Callable[[str, int, str, str], tuple[float, dict, float]]
+
+
+def default_welfare(economy: str, seed: int, branch: str) -> tuple[float, float]:
+    return 100.0 + 10 * seed + len(branch), 50.0 + seed
+
+
+def default_gain(economy: str, seed: int, group: str, probe: str) -> tuple[float, dict, float]:
+    """(gain, training gain vs untrained, trained reward) of one probe."""
+    return 1.0 + seed, stat(100.0, 5.0), 200.0
+
+
+def write_tree(root: Path, plan: WorkflowPlan, welfare: Welfare = default_welfare, gain: Gain = default_gain,
+               rates: Callable[[str, int, str], tuple[float, float]] | None = None,
+               collapsed: set[tuple[str, int, str]] = frozenset()) -> Path:
+    """Every file the report reads, under root/<economy>/seed<seed>/; returns root."""
+    stages = [(s["name"], s["episodes"]) for s in plan.experiment["curriculum"]["stages"]]
+    total = sum(e for _, e in stages)
+    for economy, seed in plan.pipelines():
+        pipe = root / economy / f"seed{seed}"
+        for branch in plan.evaluated_branches(economy):
+            fixed = plan.branches[branch].fixed_rates if branch in plan.branches else None
+            income, corporate = fixed or (rates(economy, seed, branch) if rates else (0.1, 0.3))
+            stopped = (economy, seed, branch) in collapsed
+            data = evaluation(*welfare(economy, seed, branch), income, corporate, 5 if stopped else None)
+            _write(pipe / branch / "evaluation.json", json.dumps(data))
+        first = 0
+        for i, (stage, episodes) in enumerate(stages):
+            owners = [PREFIX] if i < len(plan.prefix_stages) else plan.branches_of(economy)
+            for owner in owners:
+                # a collapsed branch stops 2 episodes into its first stage; later stages hold no rows
+                rows = episodes
+                if (economy, seed, owner) in collapsed:
+                    rows = 2 if i == len(plan.prefix_stages) else 0
+                _write_metrics(pipe / owner / f"{stage}.metrics.csv", first, first + rows)
+            first += episodes
+        if plan.ablation:
+            _write_metrics(pipe / ABLATION / f"{ABLATION}.metrics.csv", 0, total)
+        for branch in plan.best_response_branches:
+            for group in plan.best_response_types:
+                for probe in plan.best_response_probes(group):
+                    value, training, trained = gain(economy, seed, group, probe)
+                    learner = probe.removeprefix("agent_") if probe != "power" else plan.best_response_learners[0]
+                    agent = plan.deviating_agent(economy, seed, group) if probe.startswith("agent_") else None
+                    start = "untrained" if probe == "power" else "trained"
+                    out = pipe / branch / "best_response" / group / probe
+                    _write(out / "best_response.json",
+                           json.dumps(best_response(value, training, trained, learner, start, agent)))
+                    _write(out / "curve.csv", f"episode,reward/{group}\n0,1.0\n1,2.0\n")
+    return root
