@@ -65,11 +65,16 @@ def evaluation(welfare: float, consumer_welfare: float, income: float, corporate
             "consumer_response": None, "collapsed_at": collapsed_at}
 
 
-def best_response(gain: float, training_gain: dict, trained: float, learner: str, start: str,
-                  agent: int | None) -> dict:
-    return {"learner": learner, "start": start, "agent": agent, "gain": stat(gain, 0.5), "trained": stat(trained),
-            "before": stat(trained), "after": stat(trained + gain), "training_gain_vs_untrained": training_gain,
-            "selected_episode": 2, "curve_end_change": 0.0}
+def best_response(probe: dict, learner: str, start: str, agent: int | None) -> dict:
+    """A best_response.json from `probe`: gain (a number, or a {mean, ci95, n}), training (the training gain
+    vs untrained, {mean, ci95, n}) and trained (the trained reward)."""
+    gain = probe.get("gain", 1.0)
+    gain = gain if isinstance(gain, dict) else stat(gain, 0.5)
+    trained = probe.get("trained", 200.0)
+    return {"learner": learner, "start": start, "agent": agent, "gain": gain, "trained": stat(trained),
+            "before": stat(trained), "after": stat(trained + gain["mean"]),
+            "training_gain_vs_untrained": probe.get("training", stat(100.0, 5.0)), "selected_episode": 2,
+            "curve_end_change": 0.0}
 
 
 def _write(path: Path, text: str) -> None:
@@ -86,19 +91,19 @@ def _write_metrics(path: Path, first: int, last: int) -> None:
 
 
 Welfare = Callable[[str, int, str], tuple[float, float]]
-Gain = Callable[[str, int, str, str], tuple[float, dict, float]]
+Probe = Callable[[str, int, str, str], dict]
 
 
 def default_welfare(economy: str, seed: int, branch: str) -> tuple[float, float]:
+    """(total, consumer-only) welfare of a branch at a seed."""
     return 100.0 + 10 * seed + len(branch), 50.0 + seed
 
 
-def default_gain(economy: str, seed: int, group: str, probe: str) -> tuple[float, dict, float]:
-    """(gain, training gain vs untrained, trained reward) of one probe."""
-    return 1.0 + seed, stat(100.0, 5.0), 200.0
+def default_probe(economy: str, seed: int, group: str, probe: str) -> dict:
+    return {"gain": 1.0 + seed}
 
 
-def write_tree(root: Path, plan: WorkflowPlan, welfare: Welfare = default_welfare, gain: Gain = default_gain,
+def write_tree(root: Path, plan: WorkflowPlan, welfare: Welfare = default_welfare, probe_of: Probe = default_probe,
                rates: Callable[[str, int, str], tuple[float, float]] | None = None,
                collapsed: set[tuple[str, int, str]] = frozenset()) -> Path:
     """Every file the report reads, under root/<economy>/seed<seed>/; returns root."""
@@ -127,12 +132,11 @@ def write_tree(root: Path, plan: WorkflowPlan, welfare: Welfare = default_welfar
         for branch in plan.best_response_branches:
             for group in plan.best_response_types:
                 for probe in plan.best_response_probes(group):
-                    value, training, trained = gain(economy, seed, group, probe)
                     learner = probe.removeprefix("agent_") if probe != "power" else plan.best_response_learners[0]
                     agent = plan.deviating_agent(economy, seed, group) if probe.startswith("agent_") else None
                     start = "untrained" if probe == "power" else "trained"
                     out = pipe / branch / "best_response" / group / probe
                     _write(out / "best_response.json",
-                           json.dumps(best_response(value, training, trained, learner, start, agent)))
+                           json.dumps(best_response(probe_of(economy, seed, group, probe), learner, start, agent)))
                     _write(out / "curve.csv", f"episode,reward/{group}\n0,1.0\n1,2.0\n")
     return root

@@ -1,178 +1,300 @@
-"""The report's markdown: rendered from the summary dictionary alone, by a template that computes nothing.
+"""The report against numbers worked out by hand.
 
-A small summary is written out by hand here, with its expected lines formatted by hand (thousands
-separators, three significant figures, whole-percent rates); the template must print exactly those
-lines, fail on a key the summary lacks, and print n/a where the summary holds null.
+A result tree is written by hand (tests/report_support.py): three seeds of an open economy with an
+income x corporate tax grid, one seed of a closed economy, every best-response probe. The statistics
+(Student-t intervals over seeds, paired verdicts, gaps, relative gaps, power checks, the best fixed
+tax) are compared with values computed here from the numbers written into the tree; the markdown
+must print those numbers, formatted by hand, and nothing the summary lacks; the figures are checked
+on the drawn artists (one panel per economy, bars on their own scale, the intervals drawn).
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import subprocess
 import sys
 
 import jinja2
 import pytest
+import yaml
 from jinja2 import nodes
+from matplotlib.container import BarContainer
 
-from pipeline.analysis.report import markdown
-from pipeline.analysis.report.epsilon import against_paper
-from pipeline.analysis.report.summary import paper_reference, thresholds
-from pipeline.analysis.report.welfare import per_step_welfare
+from pipeline.analysis.report import FIGURES, markdown
+from pipeline.analysis.report.cli import make_report
+from pipeline.analysis.report.epsilon import HAS_POWER, NO_POWER, over_seed_entry
+from pipeline.analysis.report.stats import HIGHER, INDISTINGUISHABLE, LOWER, ONE_SEED, over_seeds, paired
 
+from conftest import ROOT
+from report_support import EXPERIMENT, stat, write_tree
 
-def stat(mean: float, half: float) -> dict:
-    return {"mean": mean, "ci95": [mean - half, mean + half], "seeds": 1}
+T975_2 = 4.303  # Student t(0.975) with 2 degrees of freedom
+HALF_SD1 = T975_2 / math.sqrt(3)  # half-width of the t-interval of three values with standard deviation 1
 
+WORKFLOW = {
+    "profile": "hand", "seeds": [0, 1, 2], "economy_seeds": {"closed": [3]},
+    "economies": {"open": {"open_economy": True}, "closed": {"open_economy": False}},
+    "prefix_stages": 1, "fixed_taxes": [0.2, 0.4], "tax_grid": {"income": [0.0], "corporate": [0.4], "economies": ["open"]},
+    "experiment": EXPERIMENT, "best_response_power": True, "best_response_individual": ["consumer"],
+}
 
-def small_summary() -> dict:
-    """One economy, one seed, the learned taxes and one fixed rate of 20%; episodes of 10 steps."""
-    outcomes = {
-        "learned": {"welfare_total": stat(3000.0, 10.0), "consumer_reward": stat(50.0, 2.0),
-                    "firm_reward": stat(12000.0, 500.0)},
-        "fixed20": {"welfare_total": stat(2500.0, 10.0), "consumer_reward": stat(40.0, 1.0)},
-    }
-    welfare = {
-        "learned": stat(3000.0, 10.0), "fixed_tax": {"0.2": stat(2500.0, 10.0)},
-        "best_fixed": {"rate": 0.2, **stat(2500.0, 10.0)}, "ratio_to_best_fixed": 1.2,
-        "difference_to_best_fixed": 500.0, "ci_overlap_with_best_fixed": False,
-        "best_paper_rate": {"rate": 0.2, **stat(2500.0, 10.0)}, "ratio_to_best_paper_rate": 1.2,
-        "ci_overlap_with_best_paper_rate": False,
-        "per_step": {"learned": 300.0, "best_fixed": 250.0, "best_paper_rate": 250.0},
-    }
-    epsilon = {"learned": {"consumer": {
-        "relative": 0.025, "absolute": 0.5, "ci95": [0.1, 0.9], "training_gain": 20.0, "relative_vs_untrained": 0.01,
-        "br_curve_end_change": -0.25, "below_paper_bound": True, "gain_ci_includes_zero": False}}}
-    trend_row = {"values": [stat(40.0, 1.0)], "slope_per_unit_rate": None, "monotonic": "n/a"}
-    correlation = {"r": -0.5, "r2": 0.25, "ci95": [-0.8, -0.1], "slope": -0.002, "n": 12}
-    firms = {"workers": [stat(2.0, 0.5), stat(0.05, 0.01)], "domestic_share": [0.5, None]}
-    response = {"wage_grid": [0, 10], "price_grid": [0, 100], "employer_probability": [[0.5, 0.9], [0.5, 0.51]],
-                "demand_units": [[3.0, 1.0], [3.0, 2.5]]}
-    open_economy = {
-        "seeds": {"0": {"welfare": welfare}},
-        "over_seeds": {"welfare": welfare, "outcomes": outcomes, "epsilon_by_branch": epsilon,
-                       "learned_per_step": {"firm_reward": 1200.0, "consumer_reward": 5.0}},
-        "per_firm": firms, "per_firm_by_seed": {"0": firms}, "idle_firms_by_seed": {"0": [1]},
-        "consumer_response_by_seed": {"0": response}, "ignored_firms_by_seed": {"0": [1]},
-        "plausibility": {
-            "price_vs_consumption": {**correlation, "paper": {"sign": "negative", "r2": 0.73}},
-            "wage_vs_hours": {**correlation, "r": None, "paper": {"sign": "positive", "r2": 0.19}},
-            "fixed_tax_trend": {"rates": [0.2], "consumer_reward": trend_row, "firm_reward": trend_row,
-                                "welfare_total": trend_row},
-            "across_runs": {"price_vs_consumption": {**correlation, "n": 3}},
-        },
-    }
-    return {
-        "profile": "tiny", "primary_economy": "open", "economies_list": ["open"], "seeds": [0], "episode_length": 10,
-        "economies": {"open": open_economy},
-        "wall_time_s": {"dag": 146.3, "jobs_sum": 280.6, "jobs": 38},
-        "setup": {
-            "curriculum": [{"name": "consumers", "episodes": 4, "train": ["consumer"]},
-                           {"name": "government", "episodes": 6, "train": ["consumer", "firm", "government"]}],
-            "prefix_stages": ["consumers"],
-            "evaluation": {"episodes": 2, "num_envs": 3},
-            "best_response": {"episodes": 5, "algorithm": "pg", "eval_episodes": 2},
-            "ablation_branch": None,
-            "fixed_tax_by_branch": {"learned": None, "fixed20": 0.2},
-            "outcome_names": ["welfare_total", "consumer_reward", "firm_reward"],
-        },
-        "paper_reference": {"fixed_rates": [0.2, 0.4], "epsilon_bound": {"consumer": 0.03},
-                            "per_step": {"welfare_rl": "3000-4000", "welfare_best_fixed": "3160",
-                                         "firm_reward": "about 115k-150k", "rl_above_best_fixed": "almost 15%"}},
-        "thresholds": {"idle_firm_workers": 0.1, "ignored_wage_response": 0.05, "live_run_production": 1.0,
-                       "training_window": {"fraction": 0.1, "min": 1, "cap": 50}},
-        "figures": {"training_curves": "figures/training_curves.png"},
-    }
+# Total welfare per branch: open = base + seed, except fixed20, which wins seed 0 alone; the closed economy's
+# numbers are a hundredth of the open one's, and there the ablation beats the curriculum.
+OPEN_TOTAL = {"learned": 130.0, "consumer_welfare": 90.0, "fixed40": 120.0, "fixed00c40": 150.0, "nocurriculum": 125.0}
+FIXED20_OPEN = (200.0, 50.0, 50.0)
+CLOSED_TOTAL = {"learned": 2.0, "consumer_welfare": 1.0, "fixed20": 3.0, "fixed40": 0.5, "nocurriculum": 5.0}
 
 
-EXPECTED = [
-    "# Results: profile `tiny`",
-    "Economies: open; seeds: 0. Curriculum: consumers (4 episodes: consumer), government (6 episodes: "
-    "consumer+firm+government); the first 1 stage(s) are shared by every branch. Evaluation: 2 episodes x 3 "
-    "economies per policy; best responses: 5 episodes (pg), evaluated over 2 episodes.",
-    "| learned (RL, total welfare) | 3,000 | [2,990, 3,010] |",
-    "| fixed 20% | 2,500 | [2,490, 2,510] |",
-    "Best fixed tax: 20% (2,500). Learned - best fixed = 500.0, learned / best fixed = 1.20; the 95% intervals do "
-    "not overlap.",
-    "Per step (episode sums / 10, the unit of the paper's figures): learned 300.0, best fixed 250.0. Paper (open "
-    "economy, per step): RL taxes 3000-4000, best fixed rate 3160 (of 20/40%), the best RL solution almost 15% "
-    "above it.",
-    "| consumer | 2.50% | < 3% | yes | 0.5 | [0.1, 0.9] | no | 20.00 | 1.00% | -0.25 |",
-    "| Outcome | learned | 95% CI | fixed 20% |",
-    "|---|---|---|---|",
-    "| welfare total | 3,000 | [2,990, 3,010] | 2,500 |",
-    "| firm reward | 12,000 | [11,500, 12,500] | n/a |",
-    "Per step (the unit of the paper's figures), learned taxes: firm reward 1,200 per firm (paper, Fig. 4: about "
-    "115k-150k), consumer reward 5.00 per consumer.",
-    "| Firm | workers | domestic share |",
-    "| 1 | 0.05 | n/a |",
-    "| 0 | 2.00 (0.5) | 0.05 (n/a) | 1 |",
-    "| Firm | employer at wage 0 | employer at wage 10 | units at price 0 | units at price 100 |",
-    "|---|---|---|---|---|",
-    "| 1 | 0.500 | 0.510 | 3.00 | 2.50 |",
-    "Firms whose wage the consumers ignore: 1.",
-    "| open | price vs consumption (units) | -0.5 | [-0.8, -0.1] | 0.25 | 12 | -0.002 | negative, r² 0.73 |",
-    "| open | price vs consumption (units), across runs | -0.5 | [-0.8, -0.1] | 0.25 | 3 | -0.002 | negative, r² "
-    "0.73 |",
-    "| open | wage vs hours | n/a | [-0.8, -0.1] | 0.25 | 12 | -0.002 | positive, r² 0.19 |",
-    "| open economy | fixed 20% | slope per unit rate | direction |",
-    "| welfare total | 40.00 | n/a | n/a |",
-    "DAG wall time 146.3 s (earliest benchmarked job start to latest end, 38 jobs); summed job wall time 280.6 s. "
-    "If parts of the DAG were rerun later, the span includes the time between the runs.",
-    "- `figures/training_curves.png`: rewards per type over the curriculum, stage boundaries marked.",
-]
+def welfare(economy: str, seed: int, branch: str) -> tuple[float, float]:
+    consumer = {"consumer_welfare": 60.0, "fixed00c40": 45.0}.get(branch, 40.0) + seed
+    if economy == "closed":
+        return CLOSED_TOTAL[branch], consumer / 100
+    total = FIXED20_OPEN[seed] if branch == "fixed20" else OPEN_TOTAL[branch] + seed
+    return total, consumer
 
 
-def test_a_known_summary_renders_to_the_lines_formatted_by_hand():
-    lines = markdown.render_markdown(small_summary()).splitlines()
-    missing = [line for line in EXPECTED if line not in lines]
+def rates(economy: str, seed: int, branch: str) -> tuple[float, float]:
+    return (0.1 * seed, 0.3) if branch == "learned" else (0.05, 0.5)
+
+
+# Consumer probes in the open economy, per seed: the learners' gains, the power check, the deviating agent, and
+# the training gain vs untrained (seed 1: its interval includes 0; seed 2: negative).
+CONSUMER = {
+    0: {"pg": 1.0, "ppo": 3.0, "power": stat(7.0, 0.5), "agent_pg": 2.0, "agent_ppo": 4.0, "training": stat(100.0, 10.0)},
+    1: {"pg": 5.0, "ppo": 2.0, "power": stat(5.0, 0.5), "agent_pg": 1.0, "agent_ppo": 0.5, "training": stat(5.0, 6.0)},
+    2: {"pg": 2.0, "ppo": 2.5, "power": stat(7.0, 7.5), "agent_pg": 3.0, "agent_ppo": 1.0, "training": stat(-3.0, 1.0)},
+}
+
+
+def probe_of(economy: str, seed: int, group: str, probe: str) -> dict:
+    if economy == "closed":  # tiny gains, and a bound (3-10% of 1,000) far above them
+        gain = 0.01 * (1 + len(probe))
+        return {"gain": stat(gain, 0.1 * gain), "trained": 1000.0}
+    if group == "consumer":
+        return {"gain": CONSUMER[seed][probe], "training": CONSUMER[seed]["training"]}
+    return {"gain": 1000.0 + 10 * seed}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """The report of the hand-written tree; every figure it drew is kept (figure objects, by name)."""
+    import matplotlib.figure
+
+    from pipeline.orchestration.plan import WorkflowPlan
+
+    root = tmp_path_factory.mktemp("hand") / "results"
+    config = root.parent / "workflow.yaml"
+    config.write_text(yaml.safe_dump(WORKFLOW, sort_keys=False))
+    write_tree(root, WorkflowPlan(WORKFLOW), welfare, probe_of, rates, collapsed={("open", 1, "fixed00c40")})
+    (root / "machine.json").write_text(json.dumps({"cpu_model": "Hand CPU", "native_bf16": True,
+                                                   "train_throughput_s_per_iteration": 0.25, "threads": 2}))
+    drawn = {}
+    save = matplotlib.figure.Figure.savefig
+
+    def keep(fig, path, *args, **kwargs):
+        drawn[path.stem] = fig
+        return save(fig, path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(matplotlib.figure.Figure, "savefig", keep)
+        summary = make_report(root, config, root.parent / "logs", track=False)
+    return {"root": root, "summary": summary, "markdown": (root / "summary.md").read_text(), "figures": drawn}
+
+
+# ---------------------------------------------------------------------------------------- statistics
+def test_the_over_seed_interval_is_the_student_t_interval_computed_by_hand():
+    got = over_seeds([1.0, 2.0, 4.0])
+    mean = 7 / 3
+    sd = math.sqrt(((1 - mean) ** 2 + (2 - mean) ** 2 + (4 - mean) ** 2) / 2)
+    half = T975_2 * sd / math.sqrt(3)
+    assert got["mean"] == pytest.approx(mean) and got["sd"] == pytest.approx(sd) and got["seeds"] == 3
+    assert got["ci95"] == pytest.approx([mean - half, mean + half])
+    assert over_seeds([1.0, float("nan"), 2.0, 4.0])["ci95"] == pytest.approx(got["ci95"])  # undefined: left out
+    one = over_seeds([5.0])
+    assert one["mean"] == 5.0 and one["seeds"] == 1 and math.isnan(one["sd"]) and all(map(math.isnan, one["ci95"]))
+
+
+@pytest.mark.parametrize("shift, expected", [(2.5, HIGHER), (2.45, INDISTINGUISHABLE), (-2.45, INDISTINGUISHABLE),
+                                             (-2.5, LOWER)])
+def test_a_paired_verdict_needs_the_interval_of_the_mean_difference_to_exclude_zero(shift, expected):
+    # differences shift - 1, shift, shift + 1: mean shift, sd 1, so the interval excludes 0 once |shift| > 2.484
+    levels = {"0": 100.0, "1": 400.0, "2": 40.0}  # far apart, so unpaired intervals would overlap whatever the shift
+    baseline = dict(levels)
+    policy = {s: levels[s] + shift + d for s, d in zip(levels, (-1.0, 0.0, 1.0))}
+    got = paired(policy, baseline)
+    assert got["verdict"] == expected
+    assert got["difference"]["mean"] == pytest.approx(shift)
+    assert got["difference"]["ci95"] == pytest.approx([shift - HALF_SD1, shift + HALF_SD1])
+    assert got["per_seed"]["1"]["ratio"] == pytest.approx((400.0 + shift) / 400.0)
+
+
+def test_one_seed_gives_no_verdict_and_a_ratio_needs_a_positive_baseline():
+    got = paired({"0": 5.0}, {"0": -2.0})
+    assert got["verdict"] == ONE_SEED and got["per_seed"]["0"]["difference"] == 7.0
+    assert math.isnan(got["per_seed"]["0"]["ratio"])
+
+
+# ---------------------------------------------------------------------------------------- welfare and the tax grid
+def test_the_fair_and_the_equal_rate_baselines_are_the_best_over_seed_means(report):
+    w = report["summary"]["economies"]["open"]["welfare"]["learned"]
+    # fixed20 wins seed 0 (200) but its mean (100) is below fixed40's (121); the grid's fixed00c40 (151) is best
+    assert w["equal_rate"]["best"]["branch"] == "fixed40" and w["equal_rate"]["candidates"] == ["fixed20", "fixed40"]
+    assert w["every_fixed"]["best"]["branch"] == "fixed00c40"
+    assert (w["every_fixed"]["best"]["income"], w["every_fixed"]["best"]["corporate"]) == (0.0, 0.4)
+    # learned 130 + s against 120 + s: +10 at every seed; against 150 + s: -20 at every seed
+    assert w["equal_rate"]["difference"]["mean"] == pytest.approx(10.0) and w["equal_rate"]["verdict"] == HIGHER
+    assert w["every_fixed"]["difference"]["ci95"] == pytest.approx([-20.0, -20.0])
+    assert w["every_fixed"]["verdict"] == LOWER
+    assert w["every_fixed"]["per_seed"]["2"] == pytest.approx(
+        {"policy": 132.0, "baseline": 152.0, "difference": -20.0, "ratio": 132.0 / 152.0})
+    assert w["policy"]["over_seeds"]["ci95"] == pytest.approx([131.0 - HALF_SD1, 131.0 + HALF_SD1])
+    assert w["policy"]["per_seed"]["1"] == {"mean": 131.0, "ci95": [130.0, 132.0], "n": 4}
+    consumer = report["summary"]["economies"]["open"]["welfare"]["consumer_welfare"]
+    assert consumer["metric"] == "welfare_consumer_only" and consumer["every_fixed"]["best"]["branch"] == "fixed00c40"
+    assert consumer["every_fixed"]["difference"]["mean"] == pytest.approx(15.0)
+
+
+def test_the_tax_grid_table_has_every_point_of_the_economy_with_its_collapsed_seeds(report):
+    open_grid = report["summary"]["economies"]["open"]["tax_grid"]
+    rows = [(p["income"], p["corporate"], p["equal_rate_list"], p["collapsed_seeds"]) for p in open_grid["points"]]
+    assert rows == [(0.0, 0.4, False, 1), (0.2, 0.2, True, 0), (0.4, 0.4, True, 0)]
+    assert open_grid["points"][1]["welfare_total"]["mean"] == pytest.approx(100.0)
+    assert open_grid["best"] == {"welfare_total": "fixed00c40", "welfare_consumer_only": "fixed00c40"}
+    closed_grid = report["summary"]["economies"]["closed"]["tax_grid"]
+    assert [p["branch"] for p in closed_grid["points"]] == ["fixed20", "fixed40"]  # the grid ran in the open one only
+    assert closed_grid["best"]["welfare_total"] == "fixed20"
+
+
+def test_the_learned_tax_rates_are_given_per_seed_and_over_seeds(report):
+    learned = report["summary"]["economies"]["open"]["learned_tax_rates"]["learned"]
+    assert [learned["income"]["per_seed"][s]["mean"] for s in "012"] == pytest.approx([0.0, 0.1, 0.2])
+    assert learned["income"]["over_seeds"]["ci95"] == pytest.approx([0.1 - 0.1 * HALF_SD1, 0.1 + 0.1 * HALF_SD1])
+    assert learned["corporate"]["over_seeds"]["mean"] == pytest.approx(0.3)
+
+
+def test_the_ablation_is_paired_with_the_curriculum_and_the_text_says_which_is_higher(report):
+    closed = report["summary"]["economies"]["closed"]["ablation"]
+    assert closed["welfare_total"]["verdict"] == ONE_SEED and closed["higher_by_seed"] == {"3": "no curriculum"}
+    opened = report["summary"]["economies"]["open"]["ablation"]
+    assert opened["welfare_total"]["difference"]["mean"] == pytest.approx(-5.0)  # 125 + s against 130 + s
+    assert opened["welfare_total"]["verdict"] == LOWER
+    text = report["markdown"]
+    assert ("Total welfare is higher with the curriculum than without it: over 3 seeds the difference (no "
+            "curriculum - curriculum) is -5.00, 95% CI [-5.00, -5.00].") in text
+    assert "Higher total welfare per seed: seed 3: no curriculum." in text
+
+
+# ---------------------------------------------------------------------------------------- best responses
+def test_the_gap_is_the_largest_learner_gain_and_a_relative_gap_needs_a_significant_training_gain(report):
+    consumer = report["summary"]["economies"]["open"]["epsilon"]["learned"]["consumer"]
+    seeds = consumer["per_seed"]
+    assert [(seeds[s]["gap"]["mean"], seeds[s]["gap_learner"]) for s in "012"] == [(3.0, "ppo"), (5.0, "pg"),
+                                                                                     (2.5, "ppo")]
+    assert seeds["0"]["relative"] == pytest.approx(3.0 / 100.0) and seeds["0"]["relative_undefined"] is None
+    assert seeds["1"]["relative"] is None and "includes 0" in seeds["1"]["relative_undefined"]
+    assert seeds["2"]["relative"] is None and "not positive" in seeds["2"]["relative_undefined"]
+    over = consumer["over_seeds"]
+    sd = math.sqrt(((3.0 - 3.5) ** 2 + (5.0 - 3.5) ** 2 + (2.5 - 3.5) ** 2) / 2)
+    assert over["gap"]["ci95"] == pytest.approx([3.5 - T975_2 * sd / math.sqrt(3), 3.5 + T975_2 * sd / math.sqrt(3)])
+    assert over["relative"]["mean"] == pytest.approx(0.03) and over["relative"]["seeds"] == 1
+    assert over["worst_seed"] == "0" and over["below_bound"] is None  # two seeds undefined: could be worse
+    assert over["worst_seed_absolute"] == "1"
+
+
+def test_the_power_check_needs_a_significant_gain_of_the_size_of_the_bound(report):
+    seeds = report["summary"]["economies"]["open"]["epsilon"]["learned"]["consumer"]["per_seed"]
+    # bound 3% x |trained reward 200| = 6: seed 0 finds 7 [6.5, 7.5]; seed 1 only 5; seed 2 7 but [-0.5, 14.5]
+    assert [seeds[s]["power"]["required"] for s in "012"] == pytest.approx([6.0] * 3)
+    assert [seeds[s]["power"]["verdict"] for s in "012"] == [HAS_POWER, NO_POWER, NO_POWER]
+    assert report["summary"]["economies"]["open"]["epsilon"]["learned"]["consumer"]["over_seeds"]["seeds_with_power"] == 1
+
+
+def test_one_agent_alone_is_the_largest_individual_gain_relative_to_its_own_reward(report):
+    seeds = report["summary"]["economies"]["open"]["epsilon"]["learned"]["consumer"]["per_seed"]
+    got = [(seeds[s]["individual"]["agent"], seeds[s]["individual"]["learner"], seeds[s]["individual"]["relative"])
+           for s in "012"]
+    assert got == [(0, "ppo", pytest.approx(4.0 / 200)), (1, "pg", pytest.approx(1.0 / 200)),
+                   (2, "pg", pytest.approx(3.0 / 200))]  # agent = seed mod 4 consumers
+    over = report["summary"]["economies"]["open"]["epsilon"]["learned"]["consumer"]["over_seeds"]["individual"]
+    assert over["gain"]["mean"] == pytest.approx(8.0 / 3)
+    assert report["summary"]["economies"]["open"]["epsilon"]["learned"]["firm"]["per_seed"]["0"]["individual"] is None
+
+
+@pytest.mark.parametrize("relatives, below", [([0.01, 0.02], True), ([0.01, 0.04], False), ([0.01, None], None)])
+def test_the_worst_seed_is_judged_against_the_bound_only_when_every_seed_is_defined(relatives, below):
+    per_seed = {str(i): {"relative": float("nan") if r is None else r, "gap": stat(1.0), "power": None,
+                         "individual": None} for i, r in enumerate(relatives)}
+    assert over_seed_entry(per_seed, "consumer")["below_bound"] is below  # the consumer's bound: 3%
+
+
+# ---------------------------------------------------------------------------------------- the markdown
+def test_the_markdown_prints_the_summarys_numbers_formatted_by_hand(report):
+    lines = report["markdown"].splitlines()
+    expected = [
+        "Economies and seeds: open (seeds 0, 1, 2), closed (seeds 3). Curriculum: consumers (4 episodes: consumer), "
+        "government (4 episodes: consumer+firm+government); the first 1 stage(s) are shared by every branch. "
+        "Evaluation: 2 episodes x 2 economies per policy and seed. Best responses: 4 episodes per probe, evaluated "
+        "over 2 episodes; probes per type: consumer: pg, ppo, power, agent_pg, agent_ppo; firm: pg, ppo, power; "
+        "government: pg, ppo, power.",
+        "The closed economy has one seed (3): no statement over seeds is possible there; its numbers are that "
+        "seed's, and its intervals are evaluation noise only.",
+        "| learned | 131.0 | [128.5, 133.5] | 1.00 | 3 | 130.0 [129.0, 131.0] | 131.0 [130.0, 132.0] | "
+        "132.0 [131.0, 133.0] |",
+        "| fixed 0% income / 40% corporate | 151.0 | [148.5, 153.5] | 1.00 | 3 | 150.0 [149.0, 151.0] | "
+        "151.0 [150.0, 152.0] | 152.0 [151.0, 153.0] |",
+        "- Against every fixed tax of this economy, the income x corporate grid included (the fair comparison), best "
+        "fixed 0% income / 40% corporate (151.0 over seeds): difference over seeds -20.00, 95% CI [-20.00, -20.00] "
+        "(3 seed(s)): **lower**; ratio of the means 0.868.",
+        "| 0% | 40% | no | 151.0 | [148.5, 153.5] | 46.00 | [43.52, 48.48] | 1 of 3 |",
+        "| learned | 10.00% | [-14.84%, 34.84%] | 30.00% | [30.00%, 30.00%] | 0.00% / 30.00% | 10.00% / 30.00% | "
+        "20.00% / 30.00% |",
+        "| consumer | 0 | 1.00 [0.5, 1.50] | 3.00 [2.50, 3.50] | 3.00 (ppo) | 100.0 [90.00, 110.0] | 3.00% | "
+        "7.00 [6.50, 7.50] | 6.00 | has power | 0 | 4.00 [3.50, 4.50] | 2.00% |",
+        "- consumer, seed 1: relative gap undefined: the training gain's 95% interval includes 0.",
+        "Machine: Hand CPU; native bf16: yes; training throughput 0.25 s per iteration with 2 thread(s).",
+    ]
+    missing = [line for line in expected if line not in lines]
     assert not missing, missing
-    text = "\n".join(lines)
-    # the paper's rate is the best fixed rate: no second comparison; one economy and no ablation: no such sections
-    for absent in ("Against the paper's fixed rates only", "best of the paper's rates", "Consumer-only welfare",
-                   "Curriculum vs no curriculum", "Economies side by side", "Per seed"):
-        assert absent not in text, absent
+    for key, text in report["summary"]["definitions"].items():
+        assert f"- `{key}`: {text}" in lines
 
 
-def test_a_best_fixed_rate_outside_the_papers_list_adds_the_comparison_with_the_papers_rates():
-    summary = small_summary()
-    w = summary["economies"]["open"]["over_seeds"]["welfare"]
-    w["best_fixed"] = {"rate": 0.0, **stat(3100.0, 10.0)}
-    w["ratio_to_best_paper_rate"], w["ci_overlap_with_best_paper_rate"] = None, None
-    w["per_step"] = {"learned": 300.0, "best_fixed": 310.0, "best_paper_rate": 250.0}
-    lines = markdown.render_markdown(summary).splitlines()
-    assert ("Against the paper's fixed rates only (20/40%): best 20% (2,500), learned / best = undefined (the "
-            "reference welfare is not positive); the 95% intervals overlap: n/a.") in lines
-    assert any(line.startswith("Per step (episode sums / 10, the unit of the paper's figures): learned 300.0, best "
-                               "fixed 310.0, best of the paper's rates 250.0. Paper") for line in lines)
+def test_without_a_machine_record_the_summary_holds_null_and_the_text_says_so(report):
+    summary = json.loads((report["root"] / "summary.json").read_text())
+    assert summary["machine"] == {"cpu_model": "Hand CPU", "native_bf16": True,
+                                  "train_throughput_s_per_iteration": 0.25, "threads": 2}
+    summary["machine"] = None
+    text = markdown.render_markdown(summary)
+    assert "Machine: no record (`machine.json`) was written beside these results." in text
+    assert re.search(r"DAG wall time n/a s \(earliest benchmarked job start to latest end, 0 jobs\)", text)
 
 
 @pytest.mark.parametrize("path", [
-    ("economies", "open", "over_seeds", "welfare", "difference_to_best_fixed"),
-    ("economies", "open", "over_seeds", "welfare", "per_step"),
-    ("economies", "open", "over_seeds", "learned_per_step", "consumer_reward"),
-    ("economies", "open", "ignored_firms_by_seed"),
-    ("thresholds", "idle_firm_workers"),
-    ("setup", "evaluation", "num_envs"),
+    ("economies", "open", "welfare", "learned", "every_fixed", "verdict"),
+    ("economies", "open", "epsilon", "learned", "consumer", "over_seeds", "worst_relative"),
+    ("economies", "open", "tax_grid", "points", 0, "collapsed_seeds"),
+    ("economies", "closed", "ablation", "higher_by_seed"),
+    ("definitions",),
+    ("wall_time_s", "jobs"),
 ])
-def test_a_number_the_summary_lacks_cannot_appear(path):
-    summary = small_summary()
+def test_a_number_the_summary_lacks_cannot_appear(report, path):
+    summary = json.loads((report["root"] / "summary.json").read_text())
     parent = summary
     for key in path[:-1]:
         parent = parent[key]
     del parent[path[-1]]
-    with pytest.raises(jinja2.UndefinedError, match=path[-1]):
+    with pytest.raises(jinja2.UndefinedError, match=str(path[-1])):
         markdown.render_markdown(summary)
 
 
-def test_a_null_in_the_summary_reads_n_a():
-    summary = small_summary()
-    entry = summary["economies"]["open"]["over_seeds"]["epsilon_by_branch"]["learned"]["consumer"]
-    entry.update(relative=None, below_paper_bound=None, ci95=[None, None], gain_ci_includes_zero=None)
-    summary["wall_time_s"].update(dag=None, jobs_sum=None, jobs=0)
+def test_a_null_in_the_summary_reads_n_a(report):
+    summary = json.loads((report["root"] / "summary.json").read_text())
+    summary["economies"]["open"]["epsilon"]["learned"]["consumer"]["per_seed"]["0"]["relative"] = None
     lines = markdown.render_markdown(summary).splitlines()
-    assert "| consumer | n/a | < 3% | n/a | 0.5 | [n/a, n/a] | n/a | 20.00 | 1.00% | -0.25 |" in lines
-    assert any(line.startswith("DAG wall time n/a s (earliest benchmarked job start to latest end, 0 jobs); summed "
-                               "job wall time n/a s.") for line in lines)
+    assert any(line.startswith("| consumer | 0 | 1.00 [0.5, 1.50] | 3.00 [2.50, 3.50] | 3.00 (ppo) | 100.0 [90.00, "
+                               "110.0] | n/a |") for line in lines)
 
 
 # Filters of Jinja that select or join without making a number; the formats are markdown.FILTERS.
@@ -192,7 +314,7 @@ def computations(source: str) -> list[str]:
 def test_the_template_computes_nothing():
     env = markdown.environment()
     source = env.loader.get_source(env, markdown.TEMPLATE)[0]
-    assert "Per step" in source  # the shipped template, found as package data
+    assert "Best-response gaps" in source  # the shipped template, found as package data
     assert computations(source) == []
 
 
@@ -201,29 +323,64 @@ def test_a_computation_planted_in_a_template_is_caught(planted):
     assert len(computations(planted)) == 1
 
 
-def test_the_hand_written_summary_has_the_shape_the_summary_code_writes():
-    """The fixture's reference blocks carry the keys summary.py writes, so the tests above read real keys."""
-    summary = small_summary()
-    assert set(summary["thresholds"]) == set(thresholds())
-    assert set(summary["paper_reference"]) == set(paper_reference())
-    assert set(summary["paper_reference"]["per_step"]) == set(paper_reference()["per_step"])
+# ---------------------------------------------------------------------------------------- the figures
+def test_best_response_panels_are_per_economy_on_their_own_scale_with_intervals_over_seeds(report):
+    fig = report["figures"]["best_response"]
+    axes = fig.axes
+    assert len(axes) == 2 * 3  # (open, closed) x (consumer, firm, government)
+    for ax in axes:
+        heights = [abs(p.get_height()) for p in ax.patches]
+        lo, hi = ax.get_ylim()
+        assert ax.get_ylabel() and max(heights) > 0.25 * (hi - lo), ax.get_title()  # the bars fill their panel
+    consumer_open = next(ax for ax in axes if ax.get_title().startswith("open (learned): consumer"))
+    pg = next(c for c in consumer_open.containers if isinstance(c, BarContainer))  # pg: gains 1, 5, 2
+    assert pg.patches[0].get_height() == pytest.approx(8.0 / 3)
+    segment = pg.errorbar.lines[2][0].get_segments()[0]
+    sd = math.sqrt(((1 - 8 / 3) ** 2 + (5 - 8 / 3) ** 2 + (2 - 8 / 3) ** 2) / 2)
+    assert [segment[0][1], segment[1][1]] == pytest.approx([8 / 3 - T975_2 * sd / math.sqrt(3),
+                                                            8 / 3 + T975_2 * sd / math.sqrt(3)])
+    hatches = {p.get_hatch() for p in consumer_open.patches}
+    assert hatches == {None, "//", ".."}  # learners, the power check and one agent alone look different
 
 
-def test_per_step_welfare_divides_the_episode_sums_by_the_steps():
-    table = {"learned": {"mean": 3000.0}, "best_fixed": {"mean": 3100.0}, "best_paper_rate": {"mean": 2500.0}}
-    assert per_step_welfare(table, episode_length=10) == {"learned": 300.0, "best_fixed": 310.0,
-                                                          "best_paper_rate": 250.0}
-    assert per_step_welfare({"learned": {"mean": 1.0}}, episode_length=10) == {}  # no fixed tax: nothing to compare
+def test_training_curves_tell_every_branch_apart(report):
+    for ax in report["figures"]["training_curves"].axes:
+        lines = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+        looks = [(str(line.get_color()), str(line.get_linestyle())) for line in lines
+                 if line.get_label() != "shared prefix"]
+        assert len(set(looks)) == len(looks), ax.get_title()
+    open_labels = {line.get_label() for line in report["figures"]["training_curves"].axes[0].get_lines()}
+    assert {"learned taxes", "fixed 20%", "fixed 0% income / 40% corporate", "no curriculum"} <= open_labels
 
 
-@pytest.mark.parametrize("relative, ci95, below, zero", [
-    (0.02, [-0.1, 0.3], True, True),
-    (0.05, [0.1, 0.3], False, False),
-    (float("nan"), [0.1, float("nan")], None, None),
-])
-def test_a_gap_is_judged_against_the_papers_bound_for_its_type(relative, ci95, below, zero):
-    judged = against_paper({"relative": relative, "ci95": ci95}, "consumer")  # the paper's bound: 3%
-    assert judged["below_paper_bound"] is below and judged["gain_ci_includes_zero"] is zero
+def test_the_tax_grid_figure_shows_the_over_seed_welfare_and_the_learned_rates(report):
+    axes = [ax for ax in report["figures"]["tax_grid"].axes if ax.images]
+    assert len(axes) == 2 * 2  # (open, closed) x (total, consumer-only)
+    grid = axes[0].images[0].get_array()  # open, total welfare: corporate (rows) x income (columns)
+    assert grid.shape == (2, 3)  # incomes 0/20/40%, corporate 20/40%
+    assert grid[1, 0] == pytest.approx(151.0) and grid[0, 1] == pytest.approx(100.0) and grid.mask[0, 0]
+    star = next(line for line in axes[0].get_lines() if line.get_marker() == "*")
+    assert star.get_xdata()[0] == pytest.approx(0.5)  # learned income 10%: halfway between the 0% and 20% columns
+    assert star.get_ydata()[0] == pytest.approx(0.5)  # corporate 30%: halfway between the 20% and 40% rows
+
+
+def test_welfare_against_the_equal_rates_has_a_row_per_economy_and_t_intervals(report):
+    axes = report["figures"]["welfare_vs_tax"].axes
+    assert len(axes) == 2 * 4
+    total_open = axes[0]
+    assert total_open.get_title().startswith("open: total welfare (3 seeds)")
+    fixed = total_open.containers[0]  # the equal rates 20% and 40%: means 100 and 121
+    assert list(fixed.lines[0].get_ydata()) == pytest.approx([100.0, 121.0])
+    segment = fixed.lines[2][0].get_segments()[1]
+    assert [segment[0][1], segment[1][1]] == pytest.approx([121.0 - HALF_SD1, 121.0 + HALF_SD1])
+
+
+def test_every_figure_is_a_workflow_output_with_a_caption():
+    smk = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    listed = re.search(r"^FIGURES = (\[.*?\])", smk, re.M | re.S).group(1)
+    assert tuple(yaml.safe_load(listed)) == FIGURES
+    for name in FIGURES:
+        assert (ROOT / "workflow" / "report" / f"{name}.rst").read_text().strip(), name
 
 
 def test_the_command_line_runs_as_a_module():
@@ -231,4 +388,3 @@ def test_the_command_line_runs_as_a_module():
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "--workflow-config" in result.stdout and "--logs" in result.stdout
-

@@ -127,6 +127,18 @@ def _probe_look(probe: str) -> tuple[str, str | None, str]:
     return "tab:blue", None, "type's best response (a learner)"
 
 
+def _bound_line(ax, bound: float, size: float) -> None:
+    """The gain the paper's bound allows, drawn where it fits the bars' scale and written under the axis where
+    it does not, so a far larger bound never flattens the bars."""
+    label = f"paper bound {bound:.0%} x |trained reward|"
+    lo, hi = ax.get_ylim()
+    if lo <= size <= hi:
+        ax.axhline(size, color="tab:red", ls="--", lw=1, label=label)
+        ax.set_xlabel("probe")
+    else:
+        ax.set_xlabel(f"probe; {label} = {num(size)}, off this scale", color="tab:red", fontsize=8)
+
+
 def best_response(results: Results, summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -147,8 +159,7 @@ def best_response(results: Results, summary: dict, path: Path) -> None:
                      gains[0] if len(seeds) == 1 else None)
                 seen.add(kind)
             trained = over_seeds([entry["per_seed"][s]["trained"]["mean"] for s in seeds])["mean"]
-            ax.axhline(entry["bound"] * abs(trained), color="tab:red", ls="--", lw=1,
-                       label=f"paper bound {entry['bound']:.0%} x |trained reward|")
+            _bound_line(ax, entry["bound"], entry["bound"] * abs(trained))
             ax.axhline(0, color="k", lw=0.6)
             ax.set_xticks(range(len(probes)), probes, fontsize=8)
             ax.set_ylabel(f"{group} gain in episode return (per agent)")
@@ -167,17 +178,20 @@ WELFARE_PANELS = (("welfare_total", "total welfare", "learned"),
                   ("firm_reward", "firm reward", "learned"))
 
 
-def _points_with_interval(ax, x: list[float], stats: list[dict], **style) -> None:
-    """Every seed's value (hollow) and the over-seed mean with its t-interval where it exists."""
+def _points_with_interval(ax, x: list[float], stats: list[dict], seed_x: list[list[float]] | None = None,
+                          **style) -> None:
+    """Every seed's value (hollow, at its own x where given) and the over-seed mean with its t-interval where
+    it exists."""
     means = np.array([s["over_seeds"]["mean"] for s in stats])
     lo = np.array([s["over_seeds"]["ci95"][0] for s in stats], dtype=float)
     hi = np.array([s["over_seeds"]["ci95"][1] for s in stats], dtype=float)
     err = np.nan_to_num(np.vstack([means - lo, hi - means])) if np.isfinite(lo).all() else None
     ax.errorbar(x, means, yerr=err, capsize=3, **style)
-    for xi, s in zip(x, stats):
+    for i, s in enumerate(stats):
         values = [v["mean"] for v in s["per_seed"].values()]
-        ax.plot([xi] * len(values), values, ls="none", marker=style.get("marker", "o"), mfc="none", ms=7,
-                color=style.get("color"), alpha=0.6)
+        xs = seed_x[i] if seed_x is not None else [x[i]] * len(values)
+        ax.plot(xs, values, ls="none", marker=style.get("marker", "o"), mfc="none", ms=7, color=style.get("color"),
+                alpha=0.6)
 
 
 def welfare_vs_tax(results: Results, summary: dict, path: Path) -> None:
@@ -185,7 +199,7 @@ def welfare_vs_tax(results: Results, summary: dict, path: Path) -> None:
 
     plan = results.plan
     economies = list(plan.economies)
-    fig, axes = plt.subplots(len(economies), 4, figsize=(18, 3.8 * len(economies)), squeeze=False)
+    fig, axes = plt.subplots(len(economies), 4, figsize=(18, 3.9 * len(economies)), squeeze=False)
     for row, (economy, color) in enumerate(zip(economies, itertools.cycle(ECONOMY_COLORS))):
         outs = summary["economies"][economy]["outcomes"]
         equal = sorted(results.equal_rate_branches(economy), key=lambda b: fixed_rates(plan, b))
@@ -196,13 +210,14 @@ def welfare_vs_tax(results: Results, summary: dict, path: Path) -> None:
                                       [outs[b][name] for b in equal], color=color, marker="o", label="fixed taxes")
             policy = policy if policy in outs else "learned"
             taxes = outs[policy]["income_tax_rate"]
-            _points_with_interval(ax, [100 * taxes["over_seeds"]["mean"]], [outs[policy][name]], color="k",
-                                  marker="*", ms=12, ls="none", label=f"{branch_label(plan, policy)} (its mean income tax)")
+            _points_with_interval(ax, [100 * taxes["over_seeds"]["mean"]], [outs[policy][name]],
+                                  [[100 * t["mean"] for t in taxes["per_seed"].values()]], color="k", marker="*",
+                                  ms=12, ls="none", label=f"{branch_label(plan, policy)} (at its mean income tax)")
             ax.set_xlabel("income = corporate tax rate (%)")
             ax.set_ylabel(label)
             what = f"{len(seeds)} seeds" if len(seeds) > 1 else f"seed {seeds[0]}: no over-seed interval"
             ax.set_title(f"{economy}: {label} ({what})", fontsize=9)
-        axes[row, 0].legend(fontsize=7)
+            ax.legend(fontsize=7)
     fig.suptitle("Equal fixed tax rates vs the learned governments; hollow: each seed, filled: mean over seeds "
                  "with Student-t 95% intervals")
     fig.tight_layout(rect=(0, 0, 1, 0.96))

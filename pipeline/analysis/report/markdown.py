@@ -61,6 +61,12 @@ def pct(x: Any) -> str:
     return "n/a" if x is None or not finite(x) else f"{100 * x:.2f}%"
 
 
+def pct_cells(stat: dict) -> str:
+    """A fraction's mean and interval as two table cells of percentages."""
+    lo, hi = stat["ci95"]
+    return f"{pct(stat['mean'])} | [{pct(lo)}, {pct(hi)}]"
+
+
 def rate(x: Any) -> str:
     """A tax rate or fraction (a number or a JSON key such as "0.2") as a whole percentage."""
     return f"{float(x):.0%}"
@@ -93,7 +99,9 @@ def branch_label(branch: str, branch_rates: dict) -> str:
     if value is None:
         return branch
     income, corporate = value
-    return f"fixed {rate(income)}" if income == corporate else f"fixed {rate(income)} income / {rate(corporate)} corporate"
+    if income == corporate:
+        return f"fixed {rate(income)}"
+    return f"fixed {rate(income)} income / {rate(corporate)} corporate"
 
 
 def label(name: str) -> str:
@@ -125,8 +133,8 @@ def strict(fn: Callable) -> Callable:
 
 FILTERS = {name: strict(fn) for name, fn in {
     "num": num, "ci": ci, "cells": cells, "seed_cell": seed_cell, "over_cells": over_cells, "pct": pct,
-    "rate": rate, "rates": rates, "ratio_text": ratio_text, "yes_no": yes_no, "g": general, "fixed": fixed,
-    "branch_label": branch_label, "label": label, "pluck": pluck,
+    "pct_cells": pct_cells, "rate": rate, "rates": rates, "ratio_text": ratio_text, "yes_no": yes_no, "g": general,
+    "fixed": fixed, "branch_label": branch_label, "label": label, "pluck": pluck,
 }.items()}
 
 

@@ -23,7 +23,7 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
 NORMAL975 = 1.959964
 
 HIGHER, LOWER, INDISTINGUISHABLE = "higher", "lower", "indistinguishable"
-ONE_SEED = "no over-seed statement (one seed)"
+ONE_SEED = "one seed: no over-seed statement"
 UNDEFINED = "undefined (a value is missing)"
 
 NAN = float("nan")

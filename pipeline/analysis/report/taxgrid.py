@@ -33,5 +33,5 @@ def tax_grid_table(results: Results, economy: str, outs: dict[str, dict]) -> dic
         "income_rates": sorted({p["income"] for p in points}),
         "corporate_rates": sorted({p["corporate"] for p in points}),
         "points": points,
-        "best": {name: best_point(outs, branches, name) for name in GRID_OUTCOMES},
+        "best": {name: best_point(outs, results.fixed_branches(economy), name) for name in GRID_OUTCOMES},
     }
