@@ -103,6 +103,40 @@ def report(tmp_path_factory):
     return {"root": root, "summary": summary, "markdown": (root / "summary.md").read_text(), "figures": drawn}
 
 
+# ---------------------------------------------------------------------------------------- one sample
+def test_one_welfare_sample_is_the_hand_sum_of_one_economys_episode():
+    """economy_samples on a rollout of 2 economies x 3 steps x 2 consumers x 2 firms written by hand."""
+    import torch
+    from tensordict import TensorDict
+
+    from envs.rbc.config import RBCConfig
+    from pipeline.learning.metrics import economy_samples
+
+    E, T, C, F = 2, 3, 2, 2
+    consumer = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], [[-1.0, -1.0]] * 3])  # returns 9, 12 | -3, -3
+    firm = torch.tensor([[[100.0, 0.0], [200.0, 0.0], [300.0, 1000.0]],  # returns 600, 1000
+                         [[10.0, -20.0], [10.0, 0.0], [10.0, 0.0]]])  # returns 30, -20
+    zeros = {"consumer": torch.zeros(E, T, C), "firm": torch.zeros(E, T, F), "government": torch.zeros(E, T, 1)}
+    nxt = {
+        "consumer": {"reward": consumer.unsqueeze(-1), "hours": zeros["consumer"], "budget": zeros["consumer"],
+                     "consumption": torch.zeros(E, T, C, F), "employer": torch.zeros(E, T, C, dtype=torch.long)},
+        "firm": {"reward": firm.unsqueeze(-1), **{k: zeros["firm"] for k in ("sales", "exports", "price", "wage",
+                                                                              "production", "budget")}},
+        "government": {"reward": torch.tensor([[7.0, 8.0, 9.0], [0.0, 0.0, 1.0]]).unsqueeze(-1),
+                       "income_tax_rate": torch.tensor([[0.9, 0.2, 0.4], [0.0, 0.5, 0.5]]).unsqueeze(-1),
+                       "corporate_tax_rate": zeros["government"]},
+    }
+    data = TensorDict({"consumer": {"action": torch.zeros(E, T, C, F + 1, dtype=torch.long)}, "next": nxt},
+                      batch_size=[E, T])
+    got = economy_samples(data, RBCConfig(n_consumers=C, n_firms=F, firm_welfare_weight=0.25))
+    assert got["welfare/consumer_only"].tolist() == [9 + 12, -3 - 3]
+    assert got["welfare/total"].tolist() == [21 + 0.25 * (600 + 1000), -6 + 0.25 * (30 - 20)]
+    assert got["reward/consumer"].tolist() == [10.5, -3.0] and got["reward/firm"].tolist() == [800.0, 5.0]
+    assert got["reward/government"].tolist() == [24.0, 1.0]
+    # rates over the steps the government chose (step 0 runs at the initial state's rate)
+    assert got["economy/income_tax_rate"].tolist() == pytest.approx([0.3, 0.5])
+
+
 # ---------------------------------------------------------------------------------------- statistics
 def test_the_over_seed_interval_is_the_student_t_interval_computed_by_hand():
     got = over_seeds([1.0, 2.0, 4.0])
@@ -227,6 +261,27 @@ def test_the_worst_seed_is_judged_against_the_bound_only_when_every_seed_is_defi
     per_seed = {str(i): {"relative": float("nan") if r is None else r, "gap": stat(1.0), "power": None,
                          "individual": None} for i, r in enumerate(relatives)}
     assert over_seed_entry(per_seed, "consumer")["below_bound"] is below  # the consumer's bound: 3%
+
+
+# ---------------------------------------------------------------------------------------- training logs
+def test_a_collapsed_branch_has_short_logs_and_an_incomplete_one_is_refused(report, tmp_path):
+    import numpy as np
+
+    from pipeline.analysis.report import Results
+    from pipeline.orchestration.plan import WorkflowPlan
+
+    plan = WorkflowPlan(WORKFLOW)
+    results = Results(report["root"], plan)
+    # open, seed 1, fixed00c40 collapsed 2 episodes into its own stage (episodes 4-7): 4 and 5 trained, 6 and 7 not
+    log = results.training_log("open", 1, "fixed00c40")
+    assert log["episode"].tolist() == list(range(8))
+    assert np.isfinite(log["reward/consumer"][:6]).all() and np.isnan(log["reward/consumer"][6:]).all()
+    assert np.isfinite(results.training_log("open", 0, "fixed00c40")["reward/consumer"]).all()
+    write_tree(tmp_path, plan)
+    path = tmp_path / "open" / "seed0" / "learned" / "government.metrics.csv"
+    path.write_text("\n".join(path.read_text().splitlines()[:3]) + "\n")  # two of its four episodes
+    with pytest.raises(ValueError, match="incomplete"):
+        Results(tmp_path, plan).training_log("open", 0, "learned")
 
 
 # ---------------------------------------------------------------------------------------- the markdown
