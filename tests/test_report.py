@@ -36,7 +36,8 @@ HALF_SD1 = T975_2 / math.sqrt(3)  # half-width of the t-interval of three values
 WORKFLOW = {
     "profile": "hand", "seeds": [0, 1, 2], "economy_seeds": {"closed": [3]},
     "economies": {"open": {"open_economy": True}, "closed": {"open_economy": False}},
-    "prefix_stages": 1, "fixed_taxes": [0.2, 0.4], "tax_grid": {"income": [0.0], "corporate": [0.4], "economies": ["open"]},
+    "prefix_stages": 1, "fixed_taxes": [0.2, 0.4],
+    "tax_grid": {"income": [0.0], "corporate": [0.4], "economies": ["open"]},
     "experiment": EXPERIMENT, "best_response_power": True, "best_response_individual": ["consumer"],
 }
 
@@ -62,9 +63,11 @@ def rates(economy: str, seed: int, branch: str) -> tuple[float, float]:
 # Consumer probes in the open economy, per seed: the learners' gains, the power check, the deviating agent, and
 # the training gain vs untrained (seed 1: its interval includes 0; seed 2: negative).
 CONSUMER = {
-    0: {"pg": 1.0, "ppo": 3.0, "power": stat(7.0, 0.5), "agent_pg": 2.0, "agent_ppo": 4.0, "training": stat(100.0, 10.0)},
+    0: {"pg": 1.0, "ppo": 3.0, "power": stat(7.0, 0.5), "agent_pg": 2.0, "agent_ppo": 4.0,
+        "training": stat(100.0, 10.0)},
     1: {"pg": 5.0, "ppo": 2.0, "power": stat(5.0, 0.5), "agent_pg": 1.0, "agent_ppo": 0.5, "training": stat(5.0, 6.0)},
-    2: {"pg": 2.0, "ppo": 2.5, "power": stat(7.0, 7.5), "agent_pg": 3.0, "agent_ppo": 1.0, "training": stat(-3.0, 1.0)},
+    2: {"pg": 2.0, "ppo": 2.5, "power": stat(7.0, 7.5), "agent_pg": 3.0, "agent_ppo": 1.0,
+        "training": stat(-3.0, 1.0)},
 }
 
 
@@ -242,7 +245,8 @@ def test_the_power_check_needs_a_significant_gain_of_the_size_of_the_bound(repor
     # bound 3% x |trained reward 200| = 6: seed 0 finds 7 [6.5, 7.5]; seed 1 only 5; seed 2 7 but [-0.5, 14.5]
     assert [seeds[s]["power"]["required"] for s in "012"] == pytest.approx([6.0] * 3)
     assert [seeds[s]["power"]["verdict"] for s in "012"] == [HAS_POWER, NO_POWER, NO_POWER]
-    assert report["summary"]["economies"]["open"]["epsilon"]["learned"]["consumer"]["over_seeds"]["seeds_with_power"] == 1
+    over = report["summary"]["economies"]["open"]["epsilon"]["learned"]["consumer"]["over_seeds"]
+    assert over["seeds_with_power"] == 1 and over["power_checked_seeds"] == 3
 
 
 def test_one_agent_alone_is_the_largest_individual_gain_relative_to_its_own_reward(report):

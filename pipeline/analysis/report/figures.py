@@ -139,33 +139,40 @@ def _bound_line(ax, bound: float, size: float) -> None:
         ax.set_xlabel(f"probe; {label} = {num(size)}, off this scale", color="tab:red", fontsize=8)
 
 
+def _best_response_panel(ax, entry: dict, probes: list[str], seeds: list[str], title: str, group: str) -> None:
+    """One type's probes in one economy: a bar per probe, the seeds as dots, the paper's bound."""
+    seen = set()
+    for x, probe in enumerate(probes):
+        gains = [entry["per_seed"][s]["probes"][probe]["gain"] for s in seeds]
+        color, hatch, kind = _probe_look(probe)
+        _bar(ax, x, [g["mean"] for g in gains], color, hatch, None if kind in seen else kind,
+             gains[0] if len(seeds) == 1 else None)
+        seen.add(kind)
+    trained = over_seeds([entry["per_seed"][s]["trained"]["mean"] for s in seeds])["mean"]
+    _bound_line(ax, entry["bound"], entry["bound"] * abs(trained))
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xticks(range(len(probes)), probes, fontsize=8)
+    ax.set_ylabel(f"{group} gain in episode return (per agent)")
+    what = f"{len(seeds)} seeds, t-intervals" if len(seeds) > 1 else f"seed {seeds[0]}, its own 95% interval"
+    ax.set_title(f"{title}: {group} ({what})", fontsize=9)
+    ax.legend(fontsize=7)
+
+
 def best_response(results: Results, summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     plan = results.plan
     groups = plan.best_response_types
     rows = [(e, b) for e in plan.economies for b in plan.best_response_branches]
-    fig, axes = plt.subplots(len(rows), len(groups), figsize=(5.2 * len(groups), 4.2 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(max(len(rows), 1), max(len(groups), 1), squeeze=False,
+                             figsize=(5.2 * max(len(groups), 1), 4.2 * max(len(rows), 1)))
+    if not rows or not groups:
+        axes[0, 0].text(0.5, 0.5, "no best responses in this profile", ha="center", va="center")
     for (economy, branch), line in zip(rows, axes):
         seeds = [str(s) for s in results.seeds(economy)]
         for ax, group in zip(line, groups):
-            entry = summary["economies"][economy]["epsilon"][branch][group]
-            probes = plan.best_response_probes(group)
-            seen = set()
-            for x, probe in enumerate(probes):
-                gains = [entry["per_seed"][s]["probes"][probe]["gain"] for s in seeds]
-                color, hatch, kind = _probe_look(probe)
-                _bar(ax, x, [g["mean"] for g in gains], color, hatch, None if kind in seen else kind,
-                     gains[0] if len(seeds) == 1 else None)
-                seen.add(kind)
-            trained = over_seeds([entry["per_seed"][s]["trained"]["mean"] for s in seeds])["mean"]
-            _bound_line(ax, entry["bound"], entry["bound"] * abs(trained))
-            ax.axhline(0, color="k", lw=0.6)
-            ax.set_xticks(range(len(probes)), probes, fontsize=8)
-            ax.set_ylabel(f"{group} gain in episode return (per agent)")
-            what = f"{len(seeds)} seeds, t-intervals" if len(seeds) > 1 else f"seed {seeds[0]}, its own 95% interval"
-            ax.set_title(f"{economy} ({branch}): {group} ({what})", fontsize=9)
-            ax.legend(fontsize=7)
+            _best_response_panel(ax, summary["economies"][economy]["epsilon"][branch][group],
+                                 plan.best_response_probes(group), seeds, f"{economy} ({branch})", group)
     fig.suptitle("Best-response gains by probe; dots: seeds")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=110)
@@ -238,38 +245,43 @@ def _grid_matrix(grid: dict, name: str) -> tuple[np.ndarray, list[list[str]]]:
     return values, text
 
 
+def _grid_panel(fig, ax, data: dict, name: str, label: str, plan: WorkflowPlan) -> None:
+    """One welfare on one economy's grid of fixed taxes, the learned governments' mean rates marked."""
+    grid = data["tax_grid"]
+    incomes, corporates = grid["income_rates"], grid["corporate_rates"]
+    if not grid["points"]:
+        ax.text(0.5, 0.5, "no fixed taxes in this economy", ha="center", va="center", transform=ax.transAxes)
+        return
+    values, text = _grid_matrix(grid, name)
+    image = ax.imshow(values, origin="lower", cmap="viridis", aspect="auto")
+    fig.colorbar(image, ax=ax, label=f"{label}, mean over seeds")
+    for (i, j), cell in np.ndenumerate(np.array(text, dtype=object)):
+        ax.text(j, i, cell, ha="center", va="center", fontsize=7, color="w", path_effects=_outline())
+    for policy, marker in (("learned", "*"), ("consumer_welfare", "^")):
+        rates = data["learned_tax_rates"].get(policy)
+        if rates is None:
+            continue
+        x = np.interp(rates["income"]["over_seeds"]["mean"], incomes, range(len(incomes)))
+        y = np.interp(rates["corporate"]["over_seeds"]["mean"], corporates, range(len(corporates)))
+        ax.plot(x, y, marker=marker, ms=14, mfc="tab:red", mec="w", ls="none",
+                label=f"{branch_label(plan, policy)}: mean rates")
+    ax.set_xticks(range(len(incomes)), [f"{r:.0%}" for r in incomes])
+    ax.set_yticks(range(len(corporates)), [f"{r:.0%}" for r in corporates])
+    ax.set_xlabel("income tax rate")
+    ax.set_ylabel("corporate tax rate")
+    ax.legend(fontsize=7, loc="upper right")
+
+
 def tax_grid(results: Results, summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    plan = results.plan
-    economies = list(plan.economies)
+    economies = list(results.plan.economies)
     panels = (("welfare_total", "total welfare"), ("welfare_consumer_only", "consumer-only welfare"))
     fig, axes = plt.subplots(len(economies), 2, figsize=(12, 4.6 * len(economies)), squeeze=False)
     for row, economy in enumerate(economies):
-        data = summary["economies"][economy]
-        grid = data["tax_grid"]
-        incomes, corporates = grid["income_rates"], grid["corporate_rates"]
         for ax, (name, label) in zip(axes[row], panels):
-            values, text = _grid_matrix(grid, name)
-            image = ax.imshow(values, origin="lower", cmap="viridis", aspect="auto")
-            fig.colorbar(image, ax=ax, label=f"{label}, mean over seeds")
-            for (i, j), cell in np.ndenumerate(np.array(text, dtype=object)):
-                ax.text(j, i, cell, ha="center", va="center", fontsize=7, color="w",
-                        path_effects=_outline())
-            for policy, marker in (("learned", "*"), ("consumer_welfare", "^")):
-                rates = data["learned_tax_rates"].get(policy)
-                if rates is None:
-                    continue
-                x = np.interp(rates["income"]["over_seeds"]["mean"], incomes, range(len(incomes)))
-                y = np.interp(rates["corporate"]["over_seeds"]["mean"], corporates, range(len(corporates)))
-                ax.plot(x, y, marker=marker, ms=14, mfc="tab:red", mec="w", ls="none",
-                        label=f"{branch_label(plan, policy)}: mean rates")
-            ax.set_xticks(range(len(incomes)), [f"{r:.0%}" for r in incomes])
-            ax.set_yticks(range(len(corporates)), [f"{r:.0%}" for r in corporates])
-            ax.set_xlabel("income tax rate")
-            ax.set_ylabel("corporate tax rate")
+            _grid_panel(fig, ax, summary["economies"][economy], name, label, results.plan)
             ax.set_title(f"{economy}: {label} at each fixed tax", fontsize=9)
-            ax.legend(fontsize=7, loc="upper right")
     fig.suptitle("Fixed taxes on the income x corporate grid; blank: not run")
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path, dpi=110)
