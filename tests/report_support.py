@@ -3,7 +3,8 @@
 `write_tree` writes every file the report reads (evaluation.json per branch, best_response.json and
 curve.csv per probe, per-stage metrics CSVs) for a WorkflowPlan, with the numbers that matter chosen
 by the caller: each branch's welfare and tax rates per seed, and each probe's gain and training gain.
-Everything else is filled with plausible constants.
+Everything else is filled with plausible constants. `hand_report` builds the report of one such
+profile, whose numbers tests/test_report.py and tests/test_report_text.py work out by hand.
 """
 
 from __future__ import annotations
@@ -140,3 +141,82 @@ def write_tree(root: Path, plan: WorkflowPlan, welfare: Welfare = default_welfar
                            json.dumps(best_response(probe_of(economy, seed, group, probe), learner, start, agent)))
                     _write(out / "curve.csv", f"episode,reward/{group}\n0,1.0\n1,2.0\n")
     return root
+
+
+# ---------------------------------------------------------------------------------------- the hand-written profile
+# Three seeds of an open economy with one point of an income x corporate grid, one seed of a closed economy.
+HAND_WORKFLOW = {
+    "profile": "hand", "seeds": [0, 1, 2], "economy_seeds": {"closed": [3]},
+    "economies": {"open": {"open_economy": True}, "closed": {"open_economy": False}},
+    "prefix_stages": 1, "fixed_taxes": [0.2, 0.4],
+    "tax_grid": {"income": [0.0], "corporate": [0.4], "economies": ["open"]},
+    "experiment": EXPERIMENT, "best_response_power": True, "best_response_individual": ["consumer"],
+}
+
+# Total welfare per branch: open = base + seed, except fixed20, which wins seed 0 alone; the closed economy's
+# numbers are a hundredth of the open one's, and there the ablation beats the curriculum.
+OPEN_TOTAL = {"learned": 130.0, "consumer_welfare": 90.0, "fixed40": 120.0, "fixed00c40": 150.0, "nocurriculum": 125.0}
+FIXED20_OPEN = (200.0, 50.0, 50.0)
+CLOSED_TOTAL = {"learned": 2.0, "consumer_welfare": 1.0, "fixed20": 3.0, "fixed40": 0.5, "nocurriculum": 5.0}
+
+
+def hand_welfare(economy: str, seed: int, branch: str) -> tuple[float, float]:
+    consumer = {"consumer_welfare": 60.0, "fixed00c40": 45.0}.get(branch, 40.0) + seed
+    if economy == "closed":
+        return CLOSED_TOTAL[branch], consumer / 100
+    total = FIXED20_OPEN[seed] if branch == "fixed20" else OPEN_TOTAL[branch] + seed
+    return total, consumer
+
+
+def hand_rates(economy: str, seed: int, branch: str) -> tuple[float, float]:
+    return (0.1 * seed, 0.3) if branch == "learned" else (0.05, 0.5)
+
+
+# Consumer probes in the open economy, per seed: the learners' gains, the power check, the deviating agent, and
+# the training gain vs untrained (seed 1: its interval includes 0; seed 2: negative).
+HAND_CONSUMER = {
+    0: {"pg": 1.0, "ppo": 3.0, "power": stat(7.0, 0.5), "agent_pg": 2.0, "agent_ppo": 4.0,
+        "training": stat(100.0, 10.0)},
+    1: {"pg": 5.0, "ppo": 2.0, "power": stat(5.0, 0.5), "agent_pg": 1.0, "agent_ppo": 0.5, "training": stat(5.0, 6.0)},
+    2: {"pg": 2.0, "ppo": 2.5, "power": stat(7.0, 7.5), "agent_pg": 3.0, "agent_ppo": 1.0,
+        "training": stat(-3.0, 1.0)},
+}
+
+
+def hand_probe(economy: str, seed: int, group: str, probe: str) -> dict:
+    if economy == "closed":  # tiny gains, and a bound (3-10% of 1,000) far above them
+        gain = 0.01 * (1 + len(probe))
+        return {"gain": stat(gain, 0.1 * gain), "trained": 1000.0}
+    if group == "consumer":
+        return {"gain": HAND_CONSUMER[seed][probe], "training": HAND_CONSUMER[seed]["training"]}
+    return {"gain": 1000.0 + 10 * seed}
+
+
+
+def hand_report(root: Path) -> dict:
+    """The report of the hand-written profile under root/results, with every figure it drew kept (figure
+    objects by name) for the tests to read the drawn artists."""
+    import matplotlib.figure
+    import pytest
+    import yaml
+
+    from pipeline.analysis.report.cli import make_report
+
+    results = root / "results"
+    config = root / "workflow.yaml"
+    config.write_text(yaml.safe_dump(HAND_WORKFLOW, sort_keys=False))
+    write_tree(results, WorkflowPlan(HAND_WORKFLOW), hand_welfare, hand_probe, hand_rates,
+               collapsed={("open", 1, "fixed00c40")})
+    (results / "machine.json").write_text(json.dumps({"cpu_model": "Hand CPU", "native_bf16": True,
+                                                      "train_throughput_s_per_iteration": 0.25, "threads": 2}))
+    drawn = {}
+    save = matplotlib.figure.Figure.savefig
+
+    def keep(fig, path, *args, **kwargs):
+        drawn[path.stem] = fig
+        return save(fig, path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(matplotlib.figure.Figure, "savefig", keep)
+        summary = make_report(results, config, root / "logs", track=False)
+    return {"root": results, "summary": summary, "markdown": (results / "summary.md").read_text(), "figures": drawn}

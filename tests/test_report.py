@@ -1,109 +1,30 @@
-"""The report against numbers worked out by hand.
+"""The report's numbers against values worked out by hand.
 
-A result tree is written by hand (tests/report_support.py): three seeds of an open economy with an
-income x corporate tax grid, one seed of a closed economy, every best-response probe. The statistics
-(Student-t intervals over seeds, paired verdicts, gaps, relative gaps, power checks, the best fixed
-tax) are compared with values computed here from the numbers written into the tree; the markdown
-must print those numbers, formatted by hand, and nothing the summary lacks; the figures are checked
-on the drawn artists (one panel per economy, bars on their own scale, the intervals drawn).
+A result tree is written by hand (tests/report_support.py: three seeds of an open economy with an
+income x corporate tax grid, one seed of a closed economy, every best-response probe). The statistics
+(Student-t intervals over seeds, paired verdicts, the best fixed taxes, gaps, relative gaps, power
+checks, individual deviations) are compared with values computed here from the numbers written into
+the tree.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
-import subprocess
-import sys
 
-import jinja2
 import pytest
-import yaml
-from jinja2 import nodes
-from matplotlib.container import BarContainer
 
-from pipeline.analysis.report import FIGURES, markdown
-from pipeline.analysis.report.cli import make_report
 from pipeline.analysis.report.epsilon import HAS_POWER, NO_POWER, over_seed_entry
 from pipeline.analysis.report.stats import HIGHER, INDISTINGUISHABLE, LOWER, ONE_SEED, over_seeds, paired
 
-from conftest import ROOT
-from report_support import EXPERIMENT, stat, write_tree
+from report_support import HAND_WORKFLOW, hand_report, stat, write_tree
 
 T975_2 = 4.303  # Student t(0.975) with 2 degrees of freedom
 HALF_SD1 = T975_2 / math.sqrt(3)  # half-width of the t-interval of three values with standard deviation 1
 
-WORKFLOW = {
-    "profile": "hand", "seeds": [0, 1, 2], "economy_seeds": {"closed": [3]},
-    "economies": {"open": {"open_economy": True}, "closed": {"open_economy": False}},
-    "prefix_stages": 1, "fixed_taxes": [0.2, 0.4],
-    "tax_grid": {"income": [0.0], "corporate": [0.4], "economies": ["open"]},
-    "experiment": EXPERIMENT, "best_response_power": True, "best_response_individual": ["consumer"],
-}
-
-# Total welfare per branch: open = base + seed, except fixed20, which wins seed 0 alone; the closed economy's
-# numbers are a hundredth of the open one's, and there the ablation beats the curriculum.
-OPEN_TOTAL = {"learned": 130.0, "consumer_welfare": 90.0, "fixed40": 120.0, "fixed00c40": 150.0, "nocurriculum": 125.0}
-FIXED20_OPEN = (200.0, 50.0, 50.0)
-CLOSED_TOTAL = {"learned": 2.0, "consumer_welfare": 1.0, "fixed20": 3.0, "fixed40": 0.5, "nocurriculum": 5.0}
-
-
-def welfare(economy: str, seed: int, branch: str) -> tuple[float, float]:
-    consumer = {"consumer_welfare": 60.0, "fixed00c40": 45.0}.get(branch, 40.0) + seed
-    if economy == "closed":
-        return CLOSED_TOTAL[branch], consumer / 100
-    total = FIXED20_OPEN[seed] if branch == "fixed20" else OPEN_TOTAL[branch] + seed
-    return total, consumer
-
-
-def rates(economy: str, seed: int, branch: str) -> tuple[float, float]:
-    return (0.1 * seed, 0.3) if branch == "learned" else (0.05, 0.5)
-
-
-# Consumer probes in the open economy, per seed: the learners' gains, the power check, the deviating agent, and
-# the training gain vs untrained (seed 1: its interval includes 0; seed 2: negative).
-CONSUMER = {
-    0: {"pg": 1.0, "ppo": 3.0, "power": stat(7.0, 0.5), "agent_pg": 2.0, "agent_ppo": 4.0,
-        "training": stat(100.0, 10.0)},
-    1: {"pg": 5.0, "ppo": 2.0, "power": stat(5.0, 0.5), "agent_pg": 1.0, "agent_ppo": 0.5, "training": stat(5.0, 6.0)},
-    2: {"pg": 2.0, "ppo": 2.5, "power": stat(7.0, 7.5), "agent_pg": 3.0, "agent_ppo": 1.0,
-        "training": stat(-3.0, 1.0)},
-}
-
-
-def probe_of(economy: str, seed: int, group: str, probe: str) -> dict:
-    if economy == "closed":  # tiny gains, and a bound (3-10% of 1,000) far above them
-        gain = 0.01 * (1 + len(probe))
-        return {"gain": stat(gain, 0.1 * gain), "trained": 1000.0}
-    if group == "consumer":
-        return {"gain": CONSUMER[seed][probe], "training": CONSUMER[seed]["training"]}
-    return {"gain": 1000.0 + 10 * seed}
-
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    """The report of the hand-written tree; every figure it drew is kept (figure objects, by name)."""
-    import matplotlib.figure
-
-    from pipeline.orchestration.plan import WorkflowPlan
-
-    root = tmp_path_factory.mktemp("hand") / "results"
-    config = root.parent / "workflow.yaml"
-    config.write_text(yaml.safe_dump(WORKFLOW, sort_keys=False))
-    write_tree(root, WorkflowPlan(WORKFLOW), welfare, probe_of, rates, collapsed={("open", 1, "fixed00c40")})
-    (root / "machine.json").write_text(json.dumps({"cpu_model": "Hand CPU", "native_bf16": True,
-                                                   "train_throughput_s_per_iteration": 0.25, "threads": 2}))
-    drawn = {}
-    save = matplotlib.figure.Figure.savefig
-
-    def keep(fig, path, *args, **kwargs):
-        drawn[path.stem] = fig
-        return save(fig, path, *args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(matplotlib.figure.Figure, "savefig", keep)
-        summary = make_report(root, config, root.parent / "logs", track=False)
-    return {"root": root, "summary": summary, "markdown": (root / "summary.md").read_text(), "figures": drawn}
+    return hand_report(tmp_path_factory.mktemp("hand"))
 
 
 # ---------------------------------------------------------------------------------------- one sample
@@ -274,7 +195,7 @@ def test_a_collapsed_branch_has_short_logs_and_an_incomplete_one_is_refused(repo
     from pipeline.analysis.report import Results
     from pipeline.orchestration.plan import WorkflowPlan
 
-    plan = WorkflowPlan(WORKFLOW)
+    plan = WorkflowPlan(HAND_WORKFLOW)
     results = Results(report["root"], plan)
     # open, seed 1, fixed00c40 collapsed 2 episodes into its own stage (episodes 4-7): 4 and 5 trained, 6 and 7 not
     log = results.training_log("open", 1, "fixed00c40")
@@ -286,164 +207,3 @@ def test_a_collapsed_branch_has_short_logs_and_an_incomplete_one_is_refused(repo
     path.write_text("\n".join(path.read_text().splitlines()[:3]) + "\n")  # two of its four episodes
     with pytest.raises(ValueError, match="incomplete"):
         Results(tmp_path, plan).training_log("open", 0, "learned")
-
-
-# ---------------------------------------------------------------------------------------- the markdown
-def test_the_markdown_prints_the_summarys_numbers_formatted_by_hand(report):
-    lines = report["markdown"].splitlines()
-    expected = [
-        "Economies and seeds: open (seeds 0, 1, 2), closed (seeds 3). Curriculum: consumers (4 episodes: consumer), "
-        "government (4 episodes: consumer+firm+government); the first 1 stage(s) are shared by every branch. "
-        "Evaluation: 2 episodes x 2 economies per policy and seed. Best responses: 4 episodes per probe, evaluated "
-        "over 2 episodes; probes per type: consumer: pg, ppo, power, agent_pg, agent_ppo; firm: pg, ppo, power; "
-        "government: pg, ppo, power.",
-        "The closed economy has one seed (3): no statement over seeds is possible there; its numbers are that "
-        "seed's, and its intervals are evaluation noise only.",
-        "| learned | 131.0 | [128.5, 133.5] | 1.00 | 3 | 130.0 [129.0, 131.0] | 131.0 [130.0, 132.0] | "
-        "132.0 [131.0, 133.0] |",
-        "| fixed 0% income / 40% corporate | 151.0 | [148.5, 153.5] | 1.00 | 3 | 150.0 [149.0, 151.0] | "
-        "151.0 [150.0, 152.0] | 152.0 [151.0, 153.0] |",
-        "- Against every fixed tax of this economy, the income x corporate grid included (the fair comparison), best "
-        "fixed 0% income / 40% corporate (151.0 over seeds): difference over seeds -20.00, 95% CI [-20.00, -20.00] "
-        "(3 seed(s)): **lower**; ratio of the means 0.868.",
-        "| 0% | 40% | no | 151.0 | [148.5, 153.5] | 46.00 | [43.52, 48.48] | 1 of 3 |",
-        "| learned | 10.00% | [-14.84%, 34.84%] | 30.00% | [30.00%, 30.00%] | 0.00% / 30.00% | 10.00% / 30.00% | "
-        "20.00% / 30.00% |",
-        "| consumer | 0 | 1.00 [0.5, 1.50] | 3.00 [2.50, 3.50] | 3.00 (ppo) | 100.0 [90.00, 110.0] | 3.00% | "
-        "7.00 [6.50, 7.50] | 6.00 | has power | 0 | 4.00 [3.50, 4.50] | 2.00% |",
-        "- consumer, seed 1: relative gap undefined: the training gain's 95% interval includes 0.",
-        "Machine: Hand CPU; native bf16: yes; training throughput 0.25 s per iteration with 2 thread(s).",
-    ]
-    missing = [line for line in expected if line not in lines]
-    assert not missing, missing
-    for key, text in report["summary"]["definitions"].items():
-        assert f"- `{key}`: {text}" in lines
-
-
-def test_without_a_machine_record_the_summary_holds_null_and_the_text_says_so(report):
-    summary = json.loads((report["root"] / "summary.json").read_text())
-    assert summary["machine"] == {"cpu_model": "Hand CPU", "native_bf16": True,
-                                  "train_throughput_s_per_iteration": 0.25, "threads": 2}
-    summary["machine"] = None
-    text = markdown.render_markdown(summary)
-    assert "Machine: no record (`machine.json`) was written beside these results." in text
-    assert re.search(r"DAG wall time n/a s \(earliest benchmarked job start to latest end, 0 jobs\)", text)
-
-
-@pytest.mark.parametrize("path", [
-    ("economies", "open", "welfare", "learned", "every_fixed", "verdict"),
-    ("economies", "open", "epsilon", "learned", "consumer", "over_seeds", "worst_relative"),
-    ("economies", "open", "tax_grid", "points", 0, "collapsed_seeds"),
-    ("economies", "closed", "ablation", "higher_by_seed"),
-    ("definitions",),
-    ("wall_time_s", "jobs"),
-])
-def test_a_number_the_summary_lacks_cannot_appear(report, path):
-    summary = json.loads((report["root"] / "summary.json").read_text())
-    parent = summary
-    for key in path[:-1]:
-        parent = parent[key]
-    del parent[path[-1]]
-    with pytest.raises(jinja2.UndefinedError, match=str(path[-1])):
-        markdown.render_markdown(summary)
-
-
-def test_a_null_in_the_summary_reads_n_a(report):
-    summary = json.loads((report["root"] / "summary.json").read_text())
-    summary["economies"]["open"]["epsilon"]["learned"]["consumer"]["per_seed"]["0"]["relative"] = None
-    lines = markdown.render_markdown(summary).splitlines()
-    assert any(line.startswith("| consumer | 0 | 1.00 [0.5, 1.50] | 3.00 [2.50, 3.50] | 3.00 (ppo) | 100.0 [90.00, "
-                               "110.0] | n/a |") for line in lines)
-
-
-# Filters of Jinja that select or join without making a number; the formats are markdown.FILTERS.
-SELECTING = {"join", "first", "last", "list", "select", "length"}
-ARITHMETIC = (nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod, nodes.Pow, nodes.Neg, nodes.Pos)
-
-
-def computations(source: str) -> list[str]:
-    """Arithmetic and filters outside the formats that a template's syntax tree holds."""
-    tree = markdown.environment().parse(source)
-    found = [f"line {n.lineno}: {type(n).__name__}" for n in tree.find_all(ARITHMETIC)]
-    found += [f"line {n.lineno}: filter {n.name}" for n in tree.find_all(nodes.Filter)
-              if n.name not in markdown.FILTERS and n.name not in SELECTING]
-    return found
-
-
-def test_the_template_computes_nothing():
-    env = markdown.environment()
-    source = env.loader.get_source(env, markdown.TEMPLATE)[0]
-    assert "Best-response gaps" in source  # the shipped template, found as package data
-    assert computations(source) == []
-
-
-@pytest.mark.parametrize("planted", ["{{ x / 10 }}", "{{ -x }}", "{{ xs|sum }}", "{{ x|round }}", "{{ 100 * x }}"])
-def test_a_computation_planted_in_a_template_is_caught(planted):
-    assert len(computations(planted)) == 1
-
-
-# ---------------------------------------------------------------------------------------- the figures
-def test_best_response_panels_are_per_economy_on_their_own_scale_with_intervals_over_seeds(report):
-    fig = report["figures"]["best_response"]
-    axes = fig.axes
-    assert len(axes) == 2 * 3  # (open, closed) x (consumer, firm, government)
-    for ax in axes:
-        heights = [abs(p.get_height()) for p in ax.patches]
-        lo, hi = ax.get_ylim()
-        assert ax.get_ylabel() and max(heights) > 0.25 * (hi - lo), ax.get_title()  # the bars fill their panel
-    consumer_open = next(ax for ax in axes if ax.get_title().startswith("open (learned): consumer"))
-    pg = next(c for c in consumer_open.containers if isinstance(c, BarContainer))  # pg: gains 1, 5, 2
-    assert pg.patches[0].get_height() == pytest.approx(8.0 / 3)
-    segment = pg.errorbar.lines[2][0].get_segments()[0]
-    sd = math.sqrt(((1 - 8 / 3) ** 2 + (5 - 8 / 3) ** 2 + (2 - 8 / 3) ** 2) / 2)
-    assert [segment[0][1], segment[1][1]] == pytest.approx([8 / 3 - T975_2 * sd / math.sqrt(3),
-                                                            8 / 3 + T975_2 * sd / math.sqrt(3)])
-    hatches = {p.get_hatch() for p in consumer_open.patches}
-    assert hatches == {None, "//", ".."}  # learners, the power check and one agent alone look different
-
-
-def test_training_curves_tell_every_branch_apart(report):
-    for ax in report["figures"]["training_curves"].axes:
-        lines = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
-        looks = [(str(line.get_color()), str(line.get_linestyle())) for line in lines
-                 if line.get_label() != "shared prefix"]
-        assert len(set(looks)) == len(looks), ax.get_title()
-    open_labels = {line.get_label() for line in report["figures"]["training_curves"].axes[0].get_lines()}
-    assert {"learned taxes", "fixed 20%", "fixed 0% income / 40% corporate", "no curriculum"} <= open_labels
-
-
-def test_the_tax_grid_figure_shows_the_over_seed_welfare_and_the_learned_rates(report):
-    axes = [ax for ax in report["figures"]["tax_grid"].axes if ax.images]
-    assert len(axes) == 2 * 2  # (open, closed) x (total, consumer-only)
-    grid = axes[0].images[0].get_array()  # open, total welfare: corporate (rows) x income (columns)
-    assert grid.shape == (2, 3)  # incomes 0/20/40%, corporate 20/40%
-    assert grid[1, 0] == pytest.approx(151.0) and grid[0, 1] == pytest.approx(100.0) and grid.mask[0, 0]
-    star = next(line for line in axes[0].get_lines() if line.get_marker() == "*")
-    assert star.get_xdata()[0] == pytest.approx(0.5)  # learned income 10%: halfway between the 0% and 20% columns
-    assert star.get_ydata()[0] == pytest.approx(0.5)  # corporate 30%: halfway between the 20% and 40% rows
-
-
-def test_welfare_against_the_equal_rates_has_a_row_per_economy_and_t_intervals(report):
-    axes = report["figures"]["welfare_vs_tax"].axes
-    assert len(axes) == 2 * 4
-    total_open = axes[0]
-    assert total_open.get_title().startswith("open: total welfare (3 seeds)")
-    fixed = total_open.containers[0]  # the equal rates 20% and 40%: means 100 and 121
-    assert list(fixed.lines[0].get_ydata()) == pytest.approx([100.0, 121.0])
-    segment = fixed.lines[2][0].get_segments()[1]
-    assert [segment[0][1], segment[1][1]] == pytest.approx([121.0 - HALF_SD1, 121.0 + HALF_SD1])
-
-
-def test_every_figure_is_a_workflow_output_with_a_caption():
-    smk = (ROOT / "workflow" / "rules" / "common.smk").read_text()
-    listed = re.search(r"^FIGURES = (\[.*?\])", smk, re.M | re.S).group(1)
-    assert tuple(yaml.safe_load(listed)) == FIGURES
-    for name in FIGURES:
-        assert (ROOT / "workflow" / "report" / f"{name}.rst").read_text().strip(), name
-
-
-def test_the_command_line_runs_as_a_module():
-    result = subprocess.run([sys.executable, "-m", "pipeline.analysis.report", "--help"], capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "--workflow-config" in result.stdout and "--logs" in result.stdout
