@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from pipeline.orchestration.plan import ABLATION, PREFIX, WorkflowPlan
 
@@ -193,11 +196,14 @@ def hand_probe(economy: str, seed: int, group: str, probe: str) -> dict:
 
 
 
+T975_2 = 4.303  # Student t(0.975) with 2 degrees of freedom
+HALF_SD1 = T975_2 / math.sqrt(3)  # half-width of the t-interval of three values with standard deviation 1
+
+
 def hand_report(root: Path) -> dict:
     """The report of the hand-written profile under root/results, with every figure it drew kept (figure
     objects by name) for the tests to read the drawn artists."""
     import matplotlib.figure
-    import pytest
     import yaml
 
     from pipeline.analysis.report.cli import make_report
@@ -220,3 +226,9 @@ def hand_report(root: Path) -> dict:
         patch.setattr(matplotlib.figure.Figure, "savefig", keep)
         summary = make_report(results, config, root / "logs", track=False)
     return {"root": results, "summary": summary, "markdown": (results / "summary.md").read_text(), "figures": drawn}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """The hand-written profile's report, built once per test module that imports this fixture."""
+    return hand_report(tmp_path_factory.mktemp("hand"))

@@ -16,16 +16,7 @@ import pytest
 from pipeline.analysis.report.epsilon import HAS_POWER, NO_POWER, over_seed_entry
 from pipeline.analysis.report.stats import HIGHER, INDISTINGUISHABLE, LOWER, ONE_SEED, over_seeds, paired
 
-from report_support import HAND_WORKFLOW, hand_report, stat, write_tree
-
-T975_2 = 4.303  # Student t(0.975) with 2 degrees of freedom
-HALF_SD1 = T975_2 / math.sqrt(3)  # half-width of the t-interval of three values with standard deviation 1
-
-
-@pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    return hand_report(tmp_path_factory.mktemp("hand"))
-
+from report_support import HALF_SD1, HAND_WORKFLOW, T975_2, report, stat, write_tree  # noqa: F401 (fixture)
 
 # ---------------------------------------------------------------------------------------- one sample
 def test_one_welfare_sample_is_the_hand_sum_of_one_economys_episode():

@@ -24,16 +24,7 @@ from matplotlib.container import BarContainer
 from pipeline.analysis.report import FIGURES, markdown
 
 from conftest import ROOT
-from report_support import hand_report
-
-T975_2 = 4.303  # Student t(0.975) with 2 degrees of freedom
-HALF_SD1 = T975_2 / math.sqrt(3)  # half-width of the t-interval of three values with standard deviation 1
-
-
-@pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    return hand_report(tmp_path_factory.mktemp("hand"))
-
+from report_support import HALF_SD1, T975_2, report  # noqa: F401 (a fixture)
 
 # ---------------------------------------------------------------------------------------- the markdown
 def test_the_markdown_prints_the_summarys_numbers_formatted_by_hand(report):
