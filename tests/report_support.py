@@ -178,11 +178,9 @@ def hand_rates(economy: str, seed: int, branch: str) -> tuple[float, float]:
 # Consumer probes in the open economy, per seed: the learners' gains, the power check, the deviating agent, and
 # the training gain vs untrained (seed 1: its interval includes 0; seed 2: negative).
 HAND_CONSUMER = {
-    0: {"pg": 1.0, "ppo": 3.0, "power": stat(7.0, 0.5), "agent_pg": 2.0, "agent_ppo": 4.0,
-        "training": stat(100.0, 10.0)},
-    1: {"pg": 5.0, "ppo": 2.0, "power": stat(5.0, 0.5), "agent_pg": 1.0, "agent_ppo": 0.5, "training": stat(5.0, 6.0)},
-    2: {"pg": 2.0, "ppo": 2.5, "power": stat(7.0, 7.5), "agent_pg": 3.0, "agent_ppo": 1.0,
-        "training": stat(-3.0, 1.0)},
+    0: {"pg": 1.0, "ppo": 3.0, "power": stat(7.0, 0.5), "agent_pg": 2.0, "training": stat(100.0, 10.0)},
+    1: {"pg": 5.0, "ppo": 2.0, "power": stat(5.0, 0.5), "agent_pg": 1.0, "training": stat(5.0, 6.0)},
+    2: {"pg": 2.0, "ppo": 2.5, "power": stat(7.0, 7.5), "agent_pg": 3.0, "training": stat(-3.0, 1.0)},
 }
 
 

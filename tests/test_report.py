@@ -18,40 +18,6 @@ from pipeline.analysis.report.stats import HIGHER, INDISTINGUISHABLE, LOWER, ONE
 
 from report_support import HALF_SD1, HAND_WORKFLOW, T975_2, report, stat, write_tree  # noqa: F401 (fixture)
 
-# ---------------------------------------------------------------------------------------- one sample
-def test_one_welfare_sample_is_the_hand_sum_of_one_economys_episode():
-    """economy_samples on a rollout of 2 economies x 3 steps x 2 consumers x 2 firms written by hand."""
-    import torch
-    from tensordict import TensorDict
-
-    from envs.rbc.config import RBCConfig
-    from pipeline.learning.metrics import economy_samples
-
-    E, T, C, F = 2, 3, 2, 2
-    consumer = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], [[-1.0, -1.0]] * 3])  # returns 9, 12 | -3, -3
-    firm = torch.tensor([[[100.0, 0.0], [200.0, 0.0], [300.0, 1000.0]],  # returns 600, 1000
-                         [[10.0, -20.0], [10.0, 0.0], [10.0, 0.0]]])  # returns 30, -20
-    zeros = {"consumer": torch.zeros(E, T, C), "firm": torch.zeros(E, T, F), "government": torch.zeros(E, T, 1)}
-    nxt = {
-        "consumer": {"reward": consumer.unsqueeze(-1), "hours": zeros["consumer"], "budget": zeros["consumer"],
-                     "consumption": torch.zeros(E, T, C, F), "employer": torch.zeros(E, T, C, dtype=torch.long)},
-        "firm": {"reward": firm.unsqueeze(-1), **{k: zeros["firm"] for k in ("sales", "exports", "price", "wage",
-                                                                              "production", "budget")}},
-        "government": {"reward": torch.tensor([[7.0, 8.0, 9.0], [0.0, 0.0, 1.0]]).unsqueeze(-1),
-                       "income_tax_rate": torch.tensor([[0.9, 0.2, 0.4], [0.0, 0.5, 0.5]]).unsqueeze(-1),
-                       "corporate_tax_rate": zeros["government"]},
-    }
-    data = TensorDict({"consumer": {"action": torch.zeros(E, T, C, F + 1, dtype=torch.long)}, "next": nxt},
-                      batch_size=[E, T])
-    got = economy_samples(data, RBCConfig(n_consumers=C, n_firms=F, firm_welfare_weight=0.25))
-    assert got["welfare/consumer_only"].tolist() == [9 + 12, -3 - 3]
-    assert got["welfare/total"].tolist() == [21 + 0.25 * (600 + 1000), -6 + 0.25 * (30 - 20)]
-    assert got["reward/consumer"].tolist() == [10.5, -3.0] and got["reward/firm"].tolist() == [800.0, 5.0]
-    assert got["reward/government"].tolist() == [24.0, 1.0]
-    # rates over the steps the government chose (step 0 runs at the initial state's rate)
-    assert got["economy/income_tax_rate"].tolist() == pytest.approx([0.3, 0.5])
-
-
 # ---------------------------------------------------------------------------------------- statistics
 def test_the_over_seed_interval_is_the_student_t_interval_computed_by_hand():
     got = over_seeds([1.0, 2.0, 4.0])
@@ -161,14 +127,15 @@ def test_the_power_check_needs_a_significant_gain_of_the_size_of_the_bound(repor
     assert over["seeds_with_power"] == 1 and over["power_checked_seeds"] == 3
 
 
-def test_one_agent_alone_is_the_largest_individual_gain_relative_to_its_own_reward(report):
+def test_one_agent_alone_is_its_gain_relative_to_its_own_reward(report):
     seeds = report["summary"]["economies"]["open"]["epsilon"]["learned"]["consumer"]["per_seed"]
     got = [(seeds[s]["individual"]["agent"], seeds[s]["individual"]["learner"], seeds[s]["individual"]["relative"])
            for s in "012"]
-    assert got == [(0, "ppo", pytest.approx(4.0 / 200)), (1, "pg", pytest.approx(1.0 / 200)),
+    assert got == [(0, "pg", pytest.approx(2.0 / 200)), (1, "pg", pytest.approx(1.0 / 200)),
                    (2, "pg", pytest.approx(3.0 / 200))]  # agent = seed mod 4 consumers
     over = report["summary"]["economies"]["open"]["epsilon"]["learned"]["consumer"]["over_seeds"]["individual"]
-    assert over["gain"]["mean"] == pytest.approx(8.0 / 3)
+    assert over["gain"]["mean"] == pytest.approx(2.0) and over["gain"]["ci95"] == pytest.approx(
+        [2.0 - HALF_SD1, 2.0 + HALF_SD1])
     assert report["summary"]["economies"]["open"]["epsilon"]["learned"]["firm"]["per_seed"]["0"]["individual"] is None
 
 

@@ -33,7 +33,7 @@ def test_the_markdown_prints_the_summarys_numbers_formatted_by_hand(report):
         "Economies and seeds: open (seeds 0, 1, 2), closed (seeds 3). Curriculum: consumers (4 episodes: consumer), "
         "government (4 episodes: consumer+firm+government); the first 1 stage(s) are shared by every branch. "
         "Evaluation: 2 episodes x 2 economies per policy and seed. Best responses: 4 episodes per probe, evaluated "
-        "over 2 episodes; probes per type: consumer: pg, ppo, power, agent_pg, agent_ppo; firm: pg, ppo, power; "
+        "over 2 episodes; probes per type: consumer: pg, ppo, power, agent_pg; firm: pg, ppo, power; "
         "government: pg, ppo, power.",
         "The closed economy has one seed (3): no statement over seeds is possible there; its numbers are that "
         "seed's, and its intervals are evaluation noise only.",
@@ -48,7 +48,7 @@ def test_the_markdown_prints_the_summarys_numbers_formatted_by_hand(report):
         "| learned | 10.00% | [-14.84%, 34.84%] | 30.00% | [30.00%, 30.00%] | 0.00% / 30.00% | 10.00% / 30.00% | "
         "20.00% / 30.00% |",
         "| consumer | 0 | 1.00 [0.5, 1.50] | 3.00 [2.50, 3.50] | 3.00 (ppo) | 100.0 [90.00, 110.0] | 3.00% | "
-        "7.00 [6.50, 7.50] | 6.00 | has power | 0 | 4.00 [3.50, 4.50] | 2.00% |",
+        "7.00 [6.50, 7.50] | 6.00 | has power | 0 | 2.00 [1.50, 2.50] | 1.00% |",
         "- consumer, seed 1: relative gap undefined: the training gain's 95% interval includes 0.",
         "Machine: Hand CPU; native bf16: yes; training throughput 0.25 s per iteration with 2 thread(s).",
     ]
