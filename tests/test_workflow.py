@@ -130,7 +130,7 @@ def test_lists_from_snakemakes_command_line_are_read_as_numbers(default_config):
     assert given["seeds"] == ["0", "1"]
     plan = WorkflowPlan({**default_config, **given})
     assert plan.seeds == [0, 1]
-    assert sorted(b.fixed_tax for b in plan.branches.values() if b.fixed_tax is not None) == [0.2, 0.8]
+    assert plan.fixed_taxes == [0.2, 0.8]
 
 
 def test_corporate_cap_reaches_only_the_consumer_welfare_branch(default_config):
@@ -204,9 +204,13 @@ def test_planning_does_not_import_torch():
 def test_default_plan_shares_the_tax_free_stages_and_branches_after_them(default_config):
     plan = WorkflowPlan(default_config)
     assert plan.prefix_stages == ["consumers", "firms"] and plan.branch_stages == ["taxes", "government"]
-    assert list(plan.branches) == ["learned", "consumer_welfare", "fixed00", "fixed20", "fixed40", "fixed60",
-                                   "fixed80"]
-    assert plan.seeds == [0, 1]
+    assert list(plan.branches)[:6] == ["learned", "consumer_welfare", "fixed20", "fixed40", "fixed60", "fixed80"]
+    # the income x corporate grid adds every pair the equal rates do not already hold, in both economies
+    grid = {(i, c) for i in (0.0, 0.2, 0.4) for c in (0.0, 0.2, 0.4, 0.6)}
+    for economy in ("open", "closed"):
+        rates = {plan.branches[b].fixed_rates for b in plan.branches_of(economy) if plan.branches[b].fixed_rates}
+        assert rates == grid | {(r, r) for r in (0.2, 0.4, 0.6, 0.8)}
+    assert plan.seeds_of("open") == [0, 1, 2, 3, 4] and plan.seeds_of("closed") == [0, 1]
     assert plan.branch_of_stage("firms") == [PREFIX]
     assert plan.previous_stage("taxes") == "firms" and plan.previous_stage("consumers") is None
     assert plan.evaluated_branches()[-1] == ABLATION
