@@ -117,7 +117,7 @@ class WorkflowPlan:
                 _fail(f"economies.{name}", overrides, "economy names made of letters, digits and '_'")
             if not isinstance(overrides, dict):
                 _fail(f"economies.{name}", overrides, "a mapping of economy config keys to values")
-        self._economy_seeds = _economy_seeds(config.get("economy_seeds") or {}, self.economies)
+        self._economy_seeds = _economy_seeds(config.get("economy_seeds") or {}, self.economies, set(economies))
         self.threads = config.get("threads_per_job", 1)
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             _fail("threads_per_job", self.threads, "an integer >= 1")
@@ -322,12 +322,17 @@ class WorkflowPlan:
         return branches + ([ABLATION] if self.ablation else [])
 
 
-def _economy_seeds(given: Any, economies: dict) -> dict[str, list[int]]:
-    """`economy_seeds`: economy name -> its own seed list, for economies that run other seeds than `seeds`."""
+def _economy_seeds(given: Any, economies: dict, named: set[str]) -> dict[str, list[int]]:
+    """`economy_seeds`: economy name -> its own seed list, for economies that run other seeds than `seeds`.
+
+    An economy the profile names but drops (set to null) keeps its seed list unused, so that dropping one of
+    default.yaml's economies does not also require deleting its seeds, which a merge cannot do."""
     if not isinstance(given, dict):
         _fail("economy_seeds", given, "a mapping of economy names to lists of seeds")
     out = {}
     for economy, seeds in given.items():
+        if economy in named and economy not in economies:
+            continue
         if economy not in economies:
             _fail(f"economy_seeds.{economy}", seeds, f"economies of this profile: {list(economies)}")
         seeds = _numbers_from_text(seeds, int)

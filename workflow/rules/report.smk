@@ -8,7 +8,7 @@ rule machine:
         f"{R}/machine.json",
     params:
         script=os.path.join(workflow.basedir, "..", "benchmarks", "machine.py"),
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores
     priority: 200
     log:
         f"{LOGS}/machine.log",
