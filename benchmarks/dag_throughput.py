@@ -24,7 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from pipeline.config import ExperimentConfig  # noqa: E402
-from pipeline.orchestration.plan import ABLATION, WorkflowPlan  # noqa: E402
+from pipeline.orchestration.plan import WorkflowPlan  # noqa: E402
 
 TARGET = 4.0
 

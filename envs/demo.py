@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-
 from .rbc import RBCConfig, RBCEnv
 
 

@@ -15,7 +15,7 @@ from torch import Tensor
 from envs.rbc.config import RBCConfig
 from envs.rbc.dynamics import Decisions, EconomyParameters, EconomyState, Penalties, StepOutcome
 
-from .layout import KernelLayout, Observations, OutputBuffers
+from .layout import KernelLayout, Observations
 
 _ERROR_TEXT = {
     1: "consumer {agent} of economy {economy}: consumption index {value} is outside the consumption grid",

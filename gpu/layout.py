@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 import torch

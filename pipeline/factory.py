@@ -22,8 +22,8 @@ import importlib.machinery
 import inspect
 import os
 import sys
-from importlib.machinery import ModuleSpec
 from collections.abc import Callable
+from importlib.machinery import ModuleSpec
 from typing import Any
 
 from envs.rbc.config import ConfigError

@@ -76,14 +76,19 @@ def seeds(config: dict) -> list[int]:
 
 
 def economy_seeds(config: dict) -> dict[str, list[int]]:
-    """`economy_seeds`: economy name -> its own seed list, for economies that run other seeds than `seeds`."""
+    """`economy_seeds`: economy name -> its own seed list, for economies that run other seeds than `seeds`.
+
+    An economy the profile names but drops (set to null) leaves its seed list unused, so that dropping one of
+    default.yaml's economies does not also require deleting its seeds, which a merge cannot do."""
     given, names = config.get("economy_seeds") or {}, economies(config)
     if not isinstance(given, dict):
         fail("economy_seeds", given, "a mapping of economy names to lists of seeds")
+    dropped = set(config.get("economies") or {}) - set(names)
     for economy in given:
-        if economy not in names:
+        if economy not in names and economy not in dropped:
             fail(f"economy_seeds.{economy}", given[economy], f"economies of this profile: {list(names)}")
-    return {economy: _seed_list(f"economy_seeds.{economy}", values) for economy, values in given.items()}
+    return {economy: _seed_list(f"economy_seeds.{economy}", values)
+            for economy, values in given.items() if economy in names}
 
 
 def profile_name(config: dict) -> str:

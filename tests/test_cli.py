@@ -19,6 +19,7 @@ import torch
 from pipeline.analysis import best_response, evaluate
 from pipeline.learning import train
 from pipeline.learning.checkpoint import load_checkpoint
+from pipeline.learning.metrics import mean_ci95
 
 from pipeline_support import SMALL_PIPELINE, small_config_dict, write_config
 
@@ -229,8 +230,10 @@ def test_evaluate_writes_a_summary(pipeline, tmp_path, capsys):
     assert summary["episode"] == 24
     assert summary["samples"] == SMALL_PIPELINE["evaluation"]["episodes"] * SMALL_PIPELINE["evaluation"]["num_envs"]
     for key in ("reward/consumer", "reward/firm", "welfare/total", "economy/price", "economy/hours"):
-        m = summary["metrics"][key]
-        assert m["ci95"][0] <= m["mean"] <= m["ci95"][1], key
+        m, samples = summary["metrics"][key], summary["economy_samples"][key]
+        assert m["n"] == len(samples) == summary["samples"], key
+        assert m["mean"] == pytest.approx(sum(samples) / len(samples)), key  # the mean of the samples written
+        assert m["ci95"] == pytest.approx(mean_ci95(samples)["ci95"]), key  # the interval of those same samples
     assert len(summary["per_firm"]["price"]) == 2
     assert len(summary["trajectory"]["firm"]["price"]) == 10  # one episode of 10 steps
     assert "welfare(total)" in capsys.readouterr().out
@@ -246,8 +249,13 @@ def test_best_response_writes_its_result_and_curve(pipeline, tmp_path):
                                "--out", str(out), "--episodes", "3", "--no-progress"]) == 0
     result = json.loads((out / "best_response.json").read_text())
     assert result["type"] == "firm" and result["episodes"] == 3 and result["metric"] == "reward/firm"
+    # paired gains: after minus before, trained minus untrained, each over the same 2 episodes x 4 economies
     assert result["gain"]["mean"] == pytest.approx(result["after"]["mean"] - result["before"]["mean"])
-    assert result["gain"]["ci95"][0] <= result["gain"]["mean"] <= result["gain"]["ci95"][1]
+    assert result["gain"]["n"] == result["before"]["n"] == result["after"]["n"] == 2 * 4
+    assert result["training_gain_vs_untrained"]["mean"] == pytest.approx(
+        result["trained"]["mean"] - result["untrained"]["mean"])
+    assert result["before"] == result["trained"] and result["start"] == "trained" and result["agent"] is None
+    assert result["selected_episode"] == 3  # without selection the search's last policy is the one measured
     curve = read_csv(out / "curve.csv")
     assert [int(r["episode"]) for r in curve] == [0, 1, 2]
     assert all("loss/firm/objective" in r and "loss/consumer/objective" not in r for r in curve)

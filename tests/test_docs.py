@@ -36,9 +36,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_workflow import DEFAULT, SMOKE, merged
 
 from conftest import ROOT, run_installed
-from test_workflow import DEFAULT, SMOKE, merged
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.S | re.M)

@@ -37,7 +37,6 @@ No-Ponzi multipliers: consumer 3, firm 2 (penalty scales 1 and 100).
 
 from __future__ import annotations
 
-import pytest
 import torch
 from tensordict import TensorDict
 

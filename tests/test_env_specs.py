@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from tensordict import TensorDict
 from torchrl.envs.utils import check_env_specs
 
 from envs.rbc.actions import consumer_head_mask

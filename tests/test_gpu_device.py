@@ -16,10 +16,11 @@ import time
 import pytest
 import torch
 
-from backend_support import assert_same_step_outputs
-from conftest import ROOT
 from envs import RBCConfig, RBCEnv
 from envs.rbc.dynamics import EconomyParameters, EconomyState, Penalties, initial_state, reset_where, step_economy
+
+from backend_support import assert_same_step_outputs
+from conftest import ROOT
 
 backend = pytest.importorskip("gpu.backend")
 STATUS = backend.cuda_status()

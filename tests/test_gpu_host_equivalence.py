@@ -37,7 +37,6 @@ import zlib
 import pytest
 import torch
 
-from backend_support import assert_same_step_outputs
 from envs.rbc.config import RBCConfig
 from envs.rbc.dynamics import (
     EconomyParameters,
@@ -50,6 +49,8 @@ from envs.rbc.dynamics import (
     step_economy,
 )
 from envs.rbc.observations import ObservationEncoder
+
+from backend_support import assert_same_step_outputs
 
 TOL = 2.0**-16
 ENCODER_RTOL, ENCODER_ATOL = 2.0**-20, 2.0**-24  # same state through two encoders: symlog's log1p only

@@ -107,3 +107,17 @@ def test_run_installs_the_gpu_extra_only_in_ci(tmp_path):
     stamp.write_text("abc test\n")
     assert run_install_rule(f"stamp_covers {stamp} abc test,gpu", "true") == "no"  # CI needs the gpu extra
     assert run_install_rule(f"stamp_covers {tmp_path / 'none'} abc test", None) == "no"
+
+
+def test_normalization_reads_every_requirement_as_the_packaging_library_does():
+    """The comparison above rests on `normalized`; PyPA's own parser (a dependency of pytest) must read every
+    requirement of both files the same way, name and version bounds."""
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+    from packaging.utils import canonicalize_name
+
+    for text in pyproject_requirements() + conda_pip_requirements():
+        requirement = Requirement(text)
+        name, specifiers = normalized(text)
+        assert name == canonicalize_name(requirement.name), text
+        assert SpecifierSet(specifiers) == requirement.specifier, text

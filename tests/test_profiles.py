@@ -12,6 +12,7 @@ import json
 import pytest
 import torch
 import yaml
+from test_workflow import DEFAULT, SMOKE, merged
 
 from pipeline.analysis import best_response, evaluate
 from pipeline.config import ExperimentConfig
@@ -19,8 +20,6 @@ from pipeline.learning import train
 from pipeline.learning.checkpoint import load_checkpoint
 from pipeline.orchestration.plan import CONFIG_KINDS, WorkflowPlan
 from pipeline.profiles import load_experiment
-
-from test_workflow import DEFAULT, SMOKE, merged
 
 NO_TRACKING = ["--set", "tracking.enabled=false", "--no-progress"]
 

@@ -4,7 +4,6 @@ and no finished work is lost."""
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 import torch
 
 from pipeline.learning import train
-from pipeline.learning.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.learning.checkpoint import load_checkpoint
 from pipeline.learning.session import Session
 
 from pipeline_support import small_config_dict, write_config
@@ -99,7 +98,7 @@ def test_a_damaged_resume_checkpoint_is_refused_with_what_to_do(interrupted_stag
     assert train.main(stage_args(config, out)) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(f"error: checkpoint {resume} cannot be read")
-    assert err.endswith(f"move it away to run stage 'consumers' from its beginning")
+    assert err.endswith("move it away to run stage 'consumers' from its beginning")
     assert not out.exists()
 
 

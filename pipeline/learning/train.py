@@ -28,8 +28,15 @@ from ..config import ExperimentConfig
 from ..profiles import ABLATION, add_config_arguments, load_experiment
 from ..tracking import Tracker
 from .algorithms import TrainingDiverged
-from .checkpoint import (CheckpointError, check_compatible, checkpoint_size, config_differences, describe_differences,
-                         load_checkpoint, save_checkpoint)
+from .checkpoint import (
+    CheckpointError,
+    check_compatible,
+    checkpoint_size,
+    config_differences,
+    describe_differences,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .collapse import PRODUCTION, CollapseWatch
 from .command import Interrupted, run_command, stop_reason
 from .curriculum import Curriculum

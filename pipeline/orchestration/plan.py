@@ -105,6 +105,7 @@ class WorkflowPlan:
             if not on_tax_grids(base.economy, rate):
                 fail("fixed_taxes", taxes, f"rates on both tax grids {base.economy.income_tax_grid}")
             self._add_fixed_branch(float(rate), float(rate))
+        self.fixed_taxes = [float(rate) for rate in taxes]  # the equal-rate list (the paper's design)
         # Economy -> fixed-tax branches it runs: the equal rates everywhere, the grid where asked.
         self._fixed_of = {economy: [b for b in self.branches if self.branches[b].fixed_tax is not None]
                           for economy in self.economies}

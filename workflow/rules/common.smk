@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-FIGURES = ["training_curves", "best_response", "welfare_vs_tax", "rollout_firms", "rollout_consumers"]
+FIGURES = ["training_curves", "best_response", "welfare_vs_tax", "tax_grid", "rollout_firms", "rollout_consumers"]
 
 
 def pipe_dir(w):

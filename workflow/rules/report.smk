@@ -9,7 +9,7 @@ rule machine:
         f"{R}/machine.json",
     params:
         script=os.path.join(workflow.basedir, "..", "benchmarks", "machine.py"),
-    threads: workflow.cores if workflow.local_exec else 1
+    threads: lambda wildcards: workflow.cores if workflow.local_exec else 1
     priority: 200
     log:
         f"{LOGS}/machine.log",

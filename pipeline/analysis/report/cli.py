@@ -59,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    w = summary["welfare"]
-    best = f", best fixed {w['best_fixed']['mean']:.1f} at {w['best_fixed']['rate']:.0%}" if "best_fixed" in w else ""
-    print(f"{summary['primary_economy']}: learned welfare {w['learned']['mean']:.1f}{best}")
+    primary = summary["primary_economy"]
+    learned = summary["economies"][primary]["welfare"].get("learned")
+    if learned is not None:
+        fair = learned["every_fixed"]
+        best = f"; against the best fixed tax ({fair['best']['branch']}): {fair['verdict']}" if fair["best"] else ""
+        print(f"{primary}: learned welfare {learned['policy']['over_seeds']['mean']:.1f} over seeds{best}")
     return 0

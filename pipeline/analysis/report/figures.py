@@ -1,15 +1,28 @@
-"""The report's five figures, one function each; every one reads the results and the summary and writes a PNG."""
+"""The report's figures, one function each; every one reads the results and the summary and writes a PNG.
+
+Over several seeds a figure shows every seed's own point and the over-seed mean with its Student-t
+interval, the quantity the text's verdicts rest on; with one seed it shows that seed and says that no
+interval over seeds exists. Economies get panels of their own, on their own scales: the closed
+economy's numbers are orders of magnitude below the open one's.
+"""
 
 from __future__ import annotations
 
+import itertools
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ...config import GROUPS
-from ...orchestration.plan import ABLATION, WorkflowPlan
-from .results import Results, fixed_rate
-from .stats import finite
+from ...orchestration.plan import ABLATION, INDIVIDUAL, POWER, WorkflowPlan
+from .markdown import num
+from .results import Results, fixed_rates
+from .stats import finite, over_seeds
+
+LINE_STYLES = (":", "--", "-.", (0, (5, 1, 1, 1)), (0, (1, 2)))
+ECONOMY_COLORS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:brown")
+
 
 def _smooth(y: np.ndarray, width: int) -> np.ndarray:
     if width <= 1 or y.size < 2:
@@ -20,16 +33,35 @@ def _smooth(y: np.ndarray, width: int) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
-def _branch_style(plan: WorkflowPlan, branch: str) -> dict:
-    if branch == "learned":
-        return {"color": "tab:blue", "lw": 1.6, "label": "learned taxes"}
-    if branch == "consumer_welfare":
-        return {"color": "tab:orange", "lw": 1.2, "label": "learned, consumer welfare"}
-    if branch == ABLATION:
-        return {"color": "tab:red", "lw": 1.0, "ls": "--", "label": "no curriculum"}
-    rate = fixed_rate(plan, branch)
-    shade = 0.25 + 0.5 * (rate or 0)
-    return {"color": (shade, shade, shade), "lw": 0.9, "label": f"fixed {rate:.0%}"}
+def branch_label(plan: WorkflowPlan, branch: str) -> str:
+    rates = fixed_rates(plan, branch)
+    if rates is None:
+        return {"learned": "learned taxes", "consumer_welfare": "learned, consumer welfare",
+                ABLATION: "no curriculum"}.get(branch, branch)
+    income, corporate = rates
+    return f"fixed {income:.0%}" if income == corporate else f"fixed {income:.0%} income / {corporate:.0%} corporate"
+
+
+def _branch_styles(plan: WorkflowPlan, branches: list[str]) -> dict[str, dict]:
+    """Colour, line style and label per branch: learned ones solid and bright, fixed ones by a colour map and a
+    cycle of dash patterns, so neighbouring rates differ in both."""
+    import matplotlib
+
+    fixed = [b for b in branches if fixed_rates(plan, b) is not None]
+    cmap = matplotlib.colormaps["viridis"]
+    styles = {"learned": {"color": "tab:blue", "lw": 1.8, "ls": "-"},
+              "consumer_welfare": {"color": "tab:orange", "lw": 1.5, "ls": "-"},
+              ABLATION: {"color": "tab:red", "lw": 1.3, "ls": "--"}}
+    for i, (branch, ls) in enumerate(zip(fixed, itertools.cycle(LINE_STYLES))):
+        styles[branch] = {"color": cmap(i / max(len(fixed) - 1, 1) * 0.9), "lw": 1.0, "ls": ls}
+    return {b: {**styles.get(b, {"color": "k", "lw": 1.0, "ls": "-"}), "label": branch_label(plan, b)}
+            for b in branches}
+
+
+def _seed_mean(logs: list[dict[str, np.ndarray]], key: str) -> np.ndarray:
+    with warnings.catch_warnings():  # episodes that no seed trained (a collapsed branch) stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.stack([log[key] for log in logs]), axis=0)
 
 
 def training_curves(results: Results, summary: dict, path: Path) -> None:
@@ -37,40 +69,93 @@ def training_curves(results: Results, summary: dict, path: Path) -> None:
 
     plan = results.plan
     economies = list(plan.economies)
-    fig, axes = plt.subplots(len(economies), 3, figsize=(15, 3.6 * len(economies)), squeeze=False)
+    fig, axes = plt.subplots(len(economies), 3, figsize=(15, 3.8 * len(economies)), squeeze=False)
     bounds = [(stage.name, *results.stage_bounds[stage.name]) for stage in results.stages]
     prefix_end = bounds[len(plan.prefix_stages) - 1][2]
     for row, economy in enumerate(economies):
-        for branch in plan.evaluated_branches():
-            logs = [results.training_log(economy, s, branch) for s in plan.seeds]
+        branches = plan.evaluated_branches(economy)
+        styles = _branch_styles(plan, branches)
+        for branch in branches:
+            logs = [results.training_log(economy, s, branch) for s in results.seeds(economy)]
             episodes = logs[0]["episode"]
             width = max(1, episodes.size // 40)
             # Smoothed over the whole history, so a branch starts where the shared prefix ends.
             own = episodes >= prefix_end - 1 if branch != ABLATION else np.ones_like(episodes, dtype=bool)
             for col, group in enumerate(GROUPS):
-                series = _smooth(np.nanmean(np.stack([log[f"reward/{group}"] for log in logs]), axis=0), width)
-                axes[row, col].plot(episodes[own], series[own], **_branch_style(plan, branch))
+                series = _smooth(_seed_mean(logs, f"reward/{group}"), width)
+                axes[row, col].plot(episodes[own], series[own], **styles[branch])
                 if branch == "learned":
-                    axes[row, col].plot(episodes[~own | (episodes == prefix_end - 1)],
-                                        series[~own | (episodes == prefix_end - 1)], color="k", lw=1.4,
-                                        label="shared prefix")
+                    shared = ~own | (episodes == prefix_end - 1)
+                    axes[row, col].plot(episodes[shared], series[shared], color="k", lw=2.0, label="shared prefix")
+        seeds = results.seeds(economy)
         for col, group in enumerate(GROUPS):
             ax = axes[row, col]
             for name, lo, hi in bounds:
                 ax.axvline(lo, color="k", lw=0.5, alpha=0.4)
                 ax.text((lo + hi) / 2, 1.0, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom",
                         fontsize=7)
-            ax.set_title(f"{economy}: {group} reward" + (" (its welfare objective)" if group == "government" else ""),
-                         pad=14)
+            what = f"mean of {len(seeds)} seeds" if len(seeds) > 1 else f"seed {seeds[0]}"
+            ax.set_title(f"{economy}: {group} reward ({what})", pad=14)
             ax.set_xlabel("episode")
         axes[row, 0].set_ylabel("per-agent episode return (smoothed)")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 7), fontsize=8)
-    seeds = f"mean of {len(plan.seeds)} seeds" if len(plan.seeds) > 1 else f"seed {plan.seeds[0]}"
-    fig.suptitle(f"Training curves ({seeds}); the branches continue the shared prefix stages")
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+        axes[row, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle("Training curves; the branches continue the shared prefix stages")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _bar(ax, x: float, per_seed: list[float], color: str, hatch: str | None, label: str | None,
+         within: dict | None) -> None:
+    """One bar: the over-seed mean with its t-interval, every seed as a dot, the value written on top.
+    With one seed the error bar is that seed's own interval (evaluation noise), as the title says."""
+    stat = over_seeds(per_seed)
+    lo, hi = stat["ci95"] if stat["seeds"] > 1 else (within["ci95"] if within else (np.nan, np.nan))
+    err = [[stat["mean"] - lo], [hi - stat["mean"]]] if finite(lo) and finite(hi) else None
+    ax.bar(x, stat["mean"], width=0.7, color=color, hatch=hatch, edgecolor="k", lw=0.5, yerr=err, capsize=4,
+           label=label)
+    ax.plot([x] * len(per_seed), per_seed, ls="none", marker="o", ms=4, mfc="white", mec="k")
+    ax.annotate(num(stat["mean"]), (x, stat["mean"]), textcoords="offset points", xytext=(0, 3), ha="center",
+                fontsize=7)
+
+
+def _probe_look(probe: str) -> tuple[str, str | None, str]:
+    if probe == POWER:
+        return "tab:gray", "//", "power check (from an untrained network)"
+    if probe.startswith(INDIVIDUAL):
+        return "tab:purple", "..", "one agent alone"
+    return "tab:blue", None, "type's best response (a learner)"
+
+
+def _bound_line(ax, bound: float, size: float) -> None:
+    """The gain the paper's bound allows, drawn where it fits the bars' scale and written under the axis where
+    it does not, so a far larger bound never flattens the bars."""
+    label = f"paper bound {bound:.0%} x |trained reward|"
+    lo, hi = ax.get_ylim()
+    if lo <= size <= hi:
+        ax.axhline(size, color="tab:red", ls="--", lw=1, label=label)
+        ax.set_xlabel("probe")
+    else:
+        ax.set_xlabel(f"probe; {label} = {num(size)}, off this scale", color="tab:red", fontsize=8)
+
+
+def _best_response_panel(ax, entry: dict, probes: list[str], seeds: list[str], title: str, group: str) -> None:
+    """One type's probes in one economy: a bar per probe, the seeds as dots, the paper's bound."""
+    seen = set()
+    for x, probe in enumerate(probes):
+        gains = [entry["per_seed"][s]["probes"][probe]["gain"] for s in seeds]
+        color, hatch, kind = _probe_look(probe)
+        _bar(ax, x, [g["mean"] for g in gains], color, hatch, None if kind in seen else kind,
+             gains[0] if len(seeds) == 1 else None)
+        seen.add(kind)
+    trained = over_seeds([entry["per_seed"][s]["trained"]["mean"] for s in seeds])["mean"]
+    _bound_line(ax, entry["bound"], entry["bound"] * abs(trained))
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xticks(range(len(probes)), probes, fontsize=8)
+    ax.set_ylabel(f"{group} gain in episode return (per agent)")
+    what = f"{len(seeds)} seeds, t-intervals" if len(seeds) > 1 else f"seed {seeds[0]}, its own 95% interval"
+    ax.set_title(f"{title}: {group} ({what})", fontsize=9)
+    ax.legend(fontsize=7)
 
 
 def best_response(results: Results, summary: dict, path: Path) -> None:
@@ -78,92 +163,141 @@ def best_response(results: Results, summary: dict, path: Path) -> None:
 
     plan = results.plan
     groups = plan.best_response_types
-    fig, axes = plt.subplots(2, max(len(groups), 1), figsize=(5 * max(len(groups), 1), 7.5), squeeze=False)
-    runs = [(e, s, b) for e in plan.economies for s in plan.seeds for b in plan.best_response_branches]
-    for col, group in enumerate(groups):
-        ax = axes[0, col]
-        x = np.arange(len(runs))
-        for offset, which, color in ((-0.2, "before", "tab:gray"), (0.2, "after", "tab:green")):
-            stats = [summary["economies"][e]["seeds"][str(s)]["epsilon_by_branch"][b][group][which] for e, s, b in runs]
-            means = np.array([st["mean"] for st in stats])
-            err = np.array([[st["mean"] - st["ci95"][0], st["ci95"][1] - st["mean"]] for st in stats]).T
-            ax.bar(x + offset, means, width=0.4, yerr=np.nan_to_num(err), capsize=3, color=color, label=which)
-        ax.set_xticks(x, [f"{e}/s{s}" + ("" if b == "learned" else f"/{b}") for e, s, b in runs], fontsize=8)
-        ax.set_title(f"{group}: reward before / after best response")
-        ax.legend(fontsize=8)
-        ax = axes[1, col]
-        for e, s, b in runs:
-            curve = results.curves[e, s, b, group]
-            key = f"reward/{group}"
-            width = max(1, curve[key].size // 20)
-            ax.plot(curve["episode"], _smooth(curve[key], width), label=f"{e}/s{s}")
-        ax.set_title(f"{group}: best-response learning curve (smoothed)")
-        ax.set_xlabel("best-response episode")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    rows = [(e, b) for e in plan.economies for b in plan.best_response_branches]
+    fig, axes = plt.subplots(max(len(rows), 1), max(len(groups), 1), squeeze=False,
+                             figsize=(5.2 * max(len(groups), 1), 4.2 * max(len(rows), 1)))
+    if not rows or not groups:
+        axes[0, 0].text(0.5, 0.5, "no best responses in this profile", ha="center", va="center")
+    for (economy, branch), line in zip(rows, axes):
+        seeds = [str(s) for s in results.seeds(economy)]
+        for ax, group in zip(line, groups):
+            _best_response_panel(ax, summary["economies"][economy]["epsilon"][branch][group],
+                                 plan.best_response_probes(group), seeds, f"{economy} ({branch})", group)
+    fig.suptitle("Best-response gains by probe; dots: seeds")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+WELFARE_PANELS = (("welfare_total", "total welfare", "learned"),
+                  ("welfare_consumer_only", "consumer-only welfare", "consumer_welfare"),
+                  ("consumer_reward", "consumer reward", "learned"),
+                  ("firm_reward", "firm reward", "learned"))
+
+
+def _points_with_interval(ax, x: list[float], stats: list[dict], seed_x: list[list[float]] | None = None,
+                          **style) -> None:
+    """Every seed's value (hollow, at its own x where given) and the over-seed mean with its t-interval where
+    it exists."""
+    means = np.array([s["over_seeds"]["mean"] for s in stats])
+    lo = np.array([s["over_seeds"]["ci95"][0] for s in stats], dtype=float)
+    hi = np.array([s["over_seeds"]["ci95"][1] for s in stats], dtype=float)
+    err = np.nan_to_num(np.vstack([means - lo, hi - means])) if np.isfinite(lo).all() else None
+    ax.errorbar(x, means, yerr=err, capsize=3, **style)
+    for i, s in enumerate(stats):
+        values = [v["mean"] for v in s["per_seed"].values()]
+        xs = seed_x[i] if seed_x is not None else [x[i]] * len(values)
+        ax.plot(xs, values, ls="none", marker=style.get("marker", "o"), mfc="none", ms=7, color=style.get("color"),
+                alpha=0.6)
 
 
 def welfare_vs_tax(results: Results, summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     plan = results.plan
-    panels = (("welfare_total", "total welfare", "learned"),
-              ("welfare_consumer_only", "consumer-only welfare",
-               "consumer_welfare" if "consumer_welfare" in plan.branches else "learned"),
-              ("consumer_reward", "consumer reward", "learned"),
-              ("firm_reward", "firm reward", "learned"))
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-    fixed = sorted((fixed_rate(plan, b), b) for b in plan.branches if fixed_rate(plan, b) is not None)
-    colors = dict(zip(plan.economies, ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:brown")))
-    # One seed: its 95% intervals. Several: every seed's own point (hollow) around the mean of the seeds;
-    # a Student-t interval on two or three seed means is too wide to show anything.
-    several = len(plan.seeds) > 1
-    for ax, (name, label, policy) in zip(axes.ravel(), panels):
-        for economy in plan.economies:
-            out = summary["economies"][economy]["over_seeds"]["outcomes"]
-            per_seed = [data["outcomes"] for data in summary["economies"][economy]["seeds"].values()]
-            color = colors.get(economy, "k")
-            if fixed:
-                rates = [100 * r for r, _ in fixed]
-                stats = [out[b][name] for _, b in fixed]
-                means = np.array([s["mean"] for s in stats])
-                err = None if several else np.nan_to_num(
-                    np.array([[s["mean"] - s["ci95"][0], s["ci95"][1] - s["mean"]] for s in stats]).T)
-                ax.errorbar(rates, means, yerr=err, marker="o", capsize=3, color=color,
-                            label=f"{economy}: fixed taxes" + (" (mean of seeds)" if several else ""))
-                if several:
-                    for seed_out in per_seed:
-                        ax.plot(rates, [seed_out[b][name]["mean"] for _, b in fixed], ls="none", marker="o",
-                                mfc="none", ms=6, color=color, alpha=0.7)
-            learned = out[policy][name]
-            tax = 100 * out[policy]["income_tax_rate"]["mean"]
-            lo, hi = learned["ci95"]
-            ax.errorbar([tax], [learned["mean"]], yerr=[[learned["mean"] - lo], [hi - learned["mean"]]]
-                        if finite(lo) and not several else None, marker="*", markersize=14, color=color, ls="none",
-                        label=f"{economy}: {_branch_style(plan, policy)['label']} (at its mean income tax)")
-            if several:
-                ax.plot([100 * o[policy]["income_tax_rate"]["mean"] for o in per_seed],
-                        [o[policy][name]["mean"] for o in per_seed], ls="none", marker="*", mfc="none", ms=11,
-                        color=color, alpha=0.7)
-        ax.set_xlabel("tax rate (%)")
-        ax.set_title(label)
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle("Fixed tax rates (income = corporate) vs the learned tax policy" +
-                 ("; hollow markers: each seed" if several else "; bars: 95% intervals"))
-    fig.tight_layout()
+    economies = list(plan.economies)
+    fig, axes = plt.subplots(len(economies), 4, figsize=(18, 3.9 * len(economies)), squeeze=False)
+    for row, (economy, color) in enumerate(zip(economies, itertools.cycle(ECONOMY_COLORS))):
+        outs = summary["economies"][economy]["outcomes"]
+        equal = sorted(results.equal_rate_branches(economy), key=lambda b: fixed_rates(plan, b))
+        seeds = results.seeds(economy)
+        for ax, (name, label, policy) in zip(axes[row], WELFARE_PANELS):
+            if equal:
+                _points_with_interval(ax, [100 * fixed_rates(plan, b)[0] for b in equal],
+                                      [outs[b][name] for b in equal], color=color, marker="o", label="fixed taxes")
+            policy = policy if policy in outs else "learned"
+            taxes = outs[policy]["income_tax_rate"]
+            _points_with_interval(ax, [100 * taxes["over_seeds"]["mean"]], [outs[policy][name]],
+                                  [[100 * t["mean"] for t in taxes["per_seed"].values()]], color="k", marker="*",
+                                  ms=12, ls="none", label=f"{branch_label(plan, policy)} (at its mean income tax)")
+            ax.set_xlabel("income = corporate tax rate (%)")
+            ax.set_ylabel(label)
+            what = f"{len(seeds)} seeds" if len(seeds) > 1 else f"seed {seeds[0]}: no over-seed interval"
+            ax.set_title(f"{economy}: {label} ({what})", fontsize=9)
+            ax.legend(fontsize=7)
+    fig.suptitle("Equal fixed tax rates vs the learned governments; hollow: each seed, filled: mean over seeds "
+                 "with Student-t 95% intervals")
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+def _grid_matrix(grid: dict, name: str) -> tuple[np.ndarray, list[list[str]]]:
+    """(corporate x income) over-seed means of one welfare and each cell's text (value, collapsed seeds)."""
+    incomes, corporates = grid["income_rates"], grid["corporate_rates"]
+    values = np.full((len(corporates), len(incomes)), np.nan)
+    text = [["" for _ in incomes] for _ in corporates]
+    for point in grid["points"]:
+        i, j = corporates.index(point["corporate"]), incomes.index(point["income"])
+        values[i, j] = point[name]["mean"]
+        collapsed = f"\ncollapsed {point['collapsed_seeds']}/{point['seeds']}" if point["collapsed_seeds"] else ""
+        text[i][j] = num(point[name]["mean"]) + collapsed
+    return values, text
+
+
+def _grid_panel(fig, ax, data: dict, name: str, label: str, plan: WorkflowPlan) -> None:
+    """One welfare on one economy's grid of fixed taxes, the learned governments' mean rates marked."""
+    grid = data["tax_grid"]
+    incomes, corporates = grid["income_rates"], grid["corporate_rates"]
+    if not grid["points"]:
+        ax.text(0.5, 0.5, "no fixed taxes in this economy", ha="center", va="center", transform=ax.transAxes)
+        return
+    values, text = _grid_matrix(grid, name)
+    image = ax.imshow(values, origin="lower", cmap="viridis", aspect="auto")
+    fig.colorbar(image, ax=ax, label=f"{label}, mean over seeds")
+    for (i, j), cell in np.ndenumerate(np.array(text, dtype=object)):
+        ax.text(j, i, cell, ha="center", va="center", fontsize=7, color="w", path_effects=_outline())
+    for policy, marker in (("learned", "*"), ("consumer_welfare", "^")):
+        rates = data["learned_tax_rates"].get(policy)
+        if rates is None:
+            continue
+        x = np.interp(rates["income"]["over_seeds"]["mean"], incomes, range(len(incomes)))
+        y = np.interp(rates["corporate"]["over_seeds"]["mean"], corporates, range(len(corporates)))
+        ax.plot(x, y, marker=marker, ms=14, mfc="tab:red", mec="w", ls="none",
+                label=f"{branch_label(plan, policy)}: mean rates")
+    ax.set_xticks(range(len(incomes)), [f"{r:.0%}" for r in incomes])
+    ax.set_yticks(range(len(corporates)), [f"{r:.0%}" for r in corporates])
+    ax.set_xlabel("income tax rate")
+    ax.set_ylabel("corporate tax rate")
+    ax.legend(fontsize=7, loc="upper right")
+
+
+def tax_grid(results: Results, summary: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    economies = list(results.plan.economies)
+    panels = (("welfare_total", "total welfare"), ("welfare_consumer_only", "consumer-only welfare"))
+    fig, axes = plt.subplots(len(economies), 2, figsize=(12, 4.6 * len(economies)), squeeze=False)
+    for row, economy in enumerate(economies):
+        for ax, (name, label) in zip(axes[row], panels):
+            _grid_panel(fig, ax, summary["economies"][economy], name, label, results.plan)
+            ax.set_title(f"{economy}: {label} at each fixed tax", fontsize=9)
+    fig.suptitle("Fixed taxes on the income x corporate grid; blank: not run")
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _outline() -> list:
+    from matplotlib import patheffects
+
+    return [patheffects.withStroke(linewidth=2, foreground="k")]
+
+
 def _trajectory(results: Results) -> tuple[str, int, dict]:
-    plan = results.plan
-    economy = "open" if "open" in plan.economies else next(iter(plan.economies))
-    seed = plan.seeds[0]
+    economy = "open" if "open" in results.plan.economies else next(iter(results.plan.economies))
+    seed = results.seeds(economy)[0]
     return economy, seed, results.evaluations[economy, seed, "learned"]["trajectory"]
-
-
 def rollout_firms(results: Results, summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -216,7 +350,7 @@ def rollout_consumers(results: Results, summary: dict, path: Path) -> None:
 
 
 DRAW = {"training_curves": training_curves, "best_response": best_response, "welfare_vs_tax": welfare_vs_tax,
-        "rollout_firms": rollout_firms, "rollout_consumers": rollout_consumers}
+        "tax_grid": tax_grid, "rollout_firms": rollout_firms, "rollout_consumers": rollout_consumers}
 FIGURES = tuple(DRAW)
 
 

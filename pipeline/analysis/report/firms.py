@@ -22,7 +22,7 @@ def pooled_firm_samples(results: Results, economy: str, branch: str,
                         seeds: list[int] | None = None) -> dict[str, np.ndarray]:
     """(economy-episodes of the given seeds, default every seed, firms) arrays of per-firm episode means."""
     fields: dict[str, list[np.ndarray]] = {}
-    for seed in results.plan.seeds if seeds is None else seeds:
+    for seed in results.seeds(economy) if seeds is None else seeds:
         for key, rows in results.evaluations[economy, seed, branch]["firm_samples"].items():
             fields.setdefault(key, []).append(np.asarray(rows, dtype=float))
     return {k: np.concatenate(v) for k, v in fields.items()}
@@ -60,10 +60,10 @@ def firms_summary(results: Results, economy: str) -> dict:
     "Every firm employs someone" is a property of one converged economy, so it is judged per seed:
     pooling would let one seed's live firm hide another seed's dead one.
     """
-    plan = results.plan
-    by_seed = {str(seed): per_firm(results, economy, "learned", [seed]) for seed in plan.seeds}
+    seeds = results.seeds(economy)
+    by_seed = {str(seed): per_firm(results, economy, "learned", [seed]) for seed in seeds}
     responses = {str(seed): results.evaluations[economy, seed, "learned"].get("consumer_response")
-                 for seed in plan.seeds}
+                 for seed in seeds}
     return {
         "per_firm": per_firm(results, economy, "learned"),
         "per_firm_by_seed": by_seed,

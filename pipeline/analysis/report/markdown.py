@@ -47,8 +47,24 @@ def cells(stat: dict | None) -> str:
     return f"{num(stat['mean'])} | {ci(stat)}" if stat else "n/a | n/a"
 
 
+def seed_cell(stat: dict | None) -> str:
+    """One seed's mean and its interval over economy-episodes, in one cell: "12.3 [11.0, 13.6]"."""
+    return f"{num(stat['mean'])} {ci(stat)}" if stat else "n/a"
+
+
+def over_cells(stat: dict) -> str:
+    """An over-seed statistic as four cells: mean | t-interval | sd | seeds (the interval n/a for one seed)."""
+    return f"{num(stat['mean'])} | {ci(stat)} | {num(stat['sd'])} | {stat['seeds']}"
+
+
 def pct(x: Any) -> str:
     return "n/a" if x is None or not finite(x) else f"{100 * x:.2f}%"
+
+
+def pct_cells(stat: dict) -> str:
+    """A fraction's mean and interval as two table cells of percentages."""
+    lo, hi = stat["ci95"]
+    return f"{pct(stat['mean'])} | [{pct(lo)}, {pct(hi)}]"
 
 
 def rate(x: Any) -> str:
@@ -69,11 +85,6 @@ def yes_no(flag: bool | None) -> str:
     return "n/a" if flag is None else ("yes" if flag else "no")
 
 
-def verdict(flag: bool | None) -> str:
-    """Whether two intervals overlap, as the end of a sentence."""
-    return {True: "overlap", False: "do not overlap", None: "are undefined"}[flag]
-
-
 def general(x: Any) -> str:
     return f"{x:g}"
 
@@ -82,10 +93,15 @@ def fixed(x: Any, digits: int) -> str:
     return f"{x:.{digits}f}"
 
 
-def branch_label(branch: str, fixed_tax_by_branch: dict) -> str:
-    """A fixed-tax branch by its rate ("fixed 20%"), any other by its name."""
-    value = fixed_tax_by_branch.get(branch)
-    return branch if value is None else f"fixed {rate(value)}"
+def branch_label(branch: str, branch_rates: dict) -> str:
+    """A fixed-tax branch by its rates ("fixed 20%", "fixed 0% income / 40% corporate"), any other by its name."""
+    value = branch_rates.get(branch)
+    if value is None:
+        return branch
+    income, corporate = value
+    if income == corporate:
+        return f"fixed {rate(income)}"
+    return f"fixed {rate(income)} income / {rate(corporate)} corporate"
 
 
 def label(name: str) -> str:
@@ -116,9 +132,9 @@ def strict(fn: Callable) -> Callable:
 
 
 FILTERS = {name: strict(fn) for name, fn in {
-    "num": num, "ci": ci, "cells": cells, "pct": pct, "rate": rate, "rates": rates, "ratio_text": ratio_text,
-    "yes_no": yes_no, "verdict": verdict, "g": general, "fixed": fixed, "branch_label": branch_label,
-    "label": label, "pluck": pluck,
+    "num": num, "ci": ci, "cells": cells, "seed_cell": seed_cell, "over_cells": over_cells, "pct": pct,
+    "pct_cells": pct_cells, "rate": rate, "rates": rates, "ratio_text": ratio_text, "yes_no": yes_no, "g": general,
+    "fixed": fixed, "branch_label": branch_label, "label": label, "pluck": pluck,
 }.items()}
 
 

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from .firms import pooled_firm_samples
-from .results import Results, fixed_rate
-from .stats import across_seeds, correlation
+from .results import Results, fixed_rates
+from .stats import correlation
 
 # The paper's relations of Fig. 7 are across converged runs; a run (seed, branch) whose firms produce less
 # than this many units per firm and step has no market to read a price or a wage relation from.
@@ -18,16 +18,14 @@ LIVE_RUN_PRODUCTION = 1.0
 PAPER_RELATIONS = {"price_vs_consumption": {"sign": "negative", "r2": 0.73},
                    "wage_vs_hours": {"sign": "positive", "r2": 0.19}}
 PAPER_TREND = {"consumer_reward": "rises", "firm_reward": "falls"}
-TREND_METRICS = (("consumer_reward", "reward/consumer"), ("firm_reward", "reward/firm"),
-                 ("welfare_total", "welfare/total"))
+TREND_OUTCOMES = ("consumer_reward", "firm_reward", "welfare_total")
 
 
 def across_runs(results: Results, economy: str) -> dict:
     """The paper's Fig. 7 relations with one point per producing run (every evaluated seed and branch)."""
-    plan = results.plan
     points = []
-    for seed in plan.seeds:
-        for branch in plan.evaluated_branches():
+    for seed in results.seeds(economy):
+        for branch in results.plan.evaluated_branches(economy):
             m = results.evaluations[economy, seed, branch]["metrics"]
             if m["economy/production"]["mean"] < LIVE_RUN_PRODUCTION:
                 continue
@@ -42,17 +40,14 @@ def across_runs(results: Results, economy: str) -> dict:
     }
 
 
-def fixed_tax_trend(results: Results, economy: str) -> dict:
-    """Rewards and welfare against the fixed rate: slope and whether they move one way (paper, Fig. 5)."""
-    plan = results.plan
-    rates = sorted(fixed_rate(plan, b) for b in plan.branches if fixed_rate(plan, b) is not None)
-    by_rate = {fixed_rate(plan, b): b for b in plan.branches if fixed_rate(plan, b) is not None}
+def fixed_tax_trend(results: Results, outs: dict[str, dict], economy: str) -> dict:
+    """Rewards and welfare over seeds against the equal fixed rate: slope and whether they move one way
+    (paper, Fig. 5)."""
+    by_rate = {fixed_rates(results.plan, b)[0]: b for b in results.equal_rate_branches(economy)}
+    rates = sorted(by_rate)
     trend: dict[str, Any] = {"rates": rates, "paper": dict(PAPER_TREND)}
-    if not rates:
-        return trend
-    for name, metric in TREND_METRICS:
-        values = [across_seeds([results.evaluations[economy, s, by_rate[r]]["metrics"][metric]
-                                for s in plan.seeds]) for r in rates]
+    for name in TREND_OUTCOMES if rates else ():
+        values = [outs[by_rate[r]][name]["over_seeds"] for r in rates]
         means = np.array([v["mean"] for v in values])
         steps = np.sign(np.diff(means))
         trend[name] = {
@@ -64,7 +59,7 @@ def fixed_tax_trend(results: Results, economy: str) -> dict:
     return trend
 
 
-def plausibility(results: Results, economy: str) -> dict:
+def plausibility(results: Results, outs: dict[str, dict], economy: str) -> dict:
     """Price against consumption and wage against hours across firms, the fixed-tax trend, and across runs."""
     samples = pooled_firm_samples(results, economy, "learned")
     return {
@@ -72,6 +67,6 @@ def plausibility(results: Results, economy: str) -> dict:
                                  "paper": dict(PAPER_RELATIONS["price_vs_consumption"])},
         "wage_vs_hours": {**correlation(samples["wage"], samples["hours"]),
                           "paper": dict(PAPER_RELATIONS["wage_vs_hours"])},
-        "fixed_tax_trend": fixed_tax_trend(results, economy),
+        "fixed_tax_trend": fixed_tax_trend(results, outs, economy),
         "across_runs": across_runs(results, economy),
     }

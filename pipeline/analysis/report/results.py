@@ -13,7 +13,7 @@ from ...orchestration.plan import ABLATION, PREFIX, WorkflowPlan
 
 
 def read_metrics(path: Path) -> dict[str, np.ndarray]:
-    """A per-episode metrics CSV as columns (missing cells are NaN)."""
+    """A per-episode metrics CSV as columns (missing cells are NaN; a file without rows has no columns)."""
     with path.open() as handle:
         rows = list(csv.DictReader(handle))
     columns: dict[str, list[float]] = {}
@@ -27,21 +27,22 @@ def read_metrics(path: Path) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=float) for k, v in columns.items()}
 
 
-def fixed_rate(plan: WorkflowPlan, branch: str) -> float | None:
-    return plan.branches[branch].fixed_tax if branch in plan.branches else None
+def fixed_rates(plan: WorkflowPlan, branch: str) -> tuple[float, float] | None:
+    """(income, corporate) of a fixed-tax branch, None for a learned government or the ablation."""
+    return plan.branches[branch].fixed_rates if branch in plan.branches else None
 
 
 class Results:
-    """Everything the rules wrote for one profile, addressed by economy, seed and branch."""
+    """Everything the rules wrote for one profile, addressed by economy, seed, branch (and type and probe)."""
 
     def __init__(self, root: Path, plan: WorkflowPlan):
         self.root = root
         self.plan = plan
         self.evaluations: dict[tuple[str, int, str], dict] = {}
-        self.best_responses: dict[tuple[str, int, str, str], dict] = {}
-        self.curves: dict[tuple[str, int, str, str], dict[str, np.ndarray]] = {}
+        self.best_responses: dict[tuple[str, int, str, str, str], dict] = {}
+        self.curves: dict[tuple[str, int, str, str, str], dict[str, np.ndarray]] = {}
         self._metrics: dict[Path, dict[str, np.ndarray]] = {}
-        first = next(iter(plan.economies)), plan.seeds[0]
+        first = plan.pipelines()[0]
         # Stage lengths and who trains when are the same for every economy and seed of a profile.
         curriculum = ExperimentConfig.from_dict(plan.experiment_dict(*first, "train")).curriculum
         self.stages = curriculum.stages
@@ -49,27 +50,47 @@ class Results:
         self.evaluation = ExperimentConfig.from_dict(plan.experiment_dict(*first, "evaluate")).evaluation
         self.best_response = ExperimentConfig.from_dict(plan.experiment_dict(*first, "best_response")).best_response
         self.episode_length = ExperimentConfig.from_dict(plan.experiment_dict(*first, "train")).economy.episode_length
-        for economy in plan.economies:
-            for seed in plan.seeds:
-                self._read_pipeline(economy, seed)
+        for economy, seed in plan.pipelines():
+            self._read_pipeline(economy, seed)
 
     def _read_pipeline(self, economy: str, seed: int) -> None:
         plan = self.plan
-        for branch in plan.evaluated_branches():
+        for branch in plan.evaluated_branches(economy):
             path = self.pipe(economy, seed) / branch / "evaluation.json"
             self.evaluations[economy, seed, branch] = json.loads(path.read_text())
         for branch in plan.best_response_branches:
             for group in plan.best_response_types:
-                base = self.pipe(economy, seed) / branch / "best_response" / group / plan.best_response_learners[0]
-                self.best_responses[economy, seed, branch, group] = json.loads(
-                    (base / "best_response.json").read_text()
-                )
-                self.curves[economy, seed, branch, group] = read_metrics(base / "curve.csv")
+                for probe in plan.best_response_probes(group):
+                    base = self.pipe(economy, seed) / branch / "best_response" / group / probe
+                    key = economy, seed, branch, group, probe
+                    self.best_responses[key] = json.loads((base / "best_response.json").read_text())
+                    self.curves[key] = read_metrics(base / "curve.csv")
 
+    # ------------------------------------------------------------------ addressing
     def pipe(self, economy: str, seed: int) -> Path:
         return self.root / economy / f"seed{seed}"
 
+    def seeds(self, economy: str) -> list[int]:
+        return self.plan.seeds_of(economy)
+
+    def fixed_branches(self, economy: str) -> list[str]:
+        """Every fixed-tax baseline the economy ran: the equal rates and, where asked, the tax grid."""
+        return [b for b in self.plan.branches_of(economy) if fixed_rates(self.plan, b) is not None]
+
+    def equal_rate_branches(self, economy: str) -> list[str]:
+        """The baselines of the profile's `fixed_taxes` (income = corporate, the paper's design)."""
+        listed = [float(r) for r in self.plan.fixed_taxes]
+        return [b for b in self.fixed_branches(economy)
+                if any(abs(fixed_rates(self.plan, b)[0] - r) < 1e-9 and abs(fixed_rates(self.plan, b)[1] - r) < 1e-9
+                       for r in listed)]
+
+    def collapsed(self, economy: str, seed: int, branch: str) -> bool:
+        """Whether the branch stopped early because its economy collapsed (fixed-tax baselines only)."""
+        return self.evaluations[economy, seed, branch].get("collapsed_at") is not None
+
+    # ------------------------------------------------------------------ training logs
     def metrics(self, economy: str, seed: int, branch: str, stage: str) -> dict[str, np.ndarray]:
+        """A stage's metrics rows; a collapsed branch's stages may stop early or hold no rows at all."""
         owner = PREFIX if stage in self.plan.prefix_stages else branch
         if branch == ABLATION:
             owner, stage = ABLATION, ABLATION
@@ -78,7 +99,9 @@ class Results:
             rows = read_metrics(path)
             first, last = self.stage_bounds[stage]
             episodes = rows.get("episode", np.array([]))
-            if not np.array_equal(episodes, np.arange(first, last)):
+            stopped = owner != PREFIX and self.collapsed(economy, seed, branch)
+            expected = np.arange(first, first + episodes.size if stopped else last)
+            if episodes.size > last - first or not np.array_equal(episodes, expected):
                 found = f"{int(episodes[0])}-{int(episodes[-1])} ({episodes.size} rows)" if episodes.size else "none"
                 raise ValueError(f"{path}: episodes {found}, expected {first}-{last - 1}: the stage's metrics are "
                                  "incomplete; delete its checkpoint and metrics and rerun the workflow")
@@ -86,8 +109,17 @@ class Results:
         return self._metrics[path]
 
     def training_log(self, economy: str, seed: int, branch: str) -> dict[str, np.ndarray]:
-        """A branch's whole training history: the shared prefix stages, then its own."""
-        stages = [ABLATION] if branch == ABLATION else self.plan.stages
+        """A branch's whole training history on its full episode range: the shared prefix, then its own
+        stages; the episodes a collapsed branch did not train are NaN."""
+        stages = [ABLATION] if branch == ABLATION else [s.name for s in self.stages]
+        first, last = self.stage_bounds[stages[0]][0], self.stage_bounds[stages[-1]][1]
         parts = [self.metrics(economy, seed, branch, stage) for stage in stages]
-        keys = [k for k in parts[0] if all(k in p for p in parts)]
-        return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+        keys = {k for p in parts for k in p if k != "episode"}
+        log = {"episode": np.arange(first, last, dtype=float)}
+        for key in keys:
+            column = np.full(last - first, np.nan)
+            for part in parts:
+                if key in part:
+                    column[part["episode"].astype(int) - first] = part[key]
+            log[key] = column
+        return log
