@@ -60,6 +60,8 @@ CHANGED = {
 # docs whose commands a test of their own runs, exactly as written, checking the exit code and output each
 # documents (their commands fail on purpose): doc -> that test's module
 OWN_RUNNERS = {"docs/faults.md": "test_faults_doc"}
+# blocks that open with this line need a SLURM cluster: tests/test_slurm.py starts one and runs them there
+CLUSTER_MARK = "# needs a SLURM cluster"
 # commands that serve until stopped -> the path that answers once they are up
 SERVERS = {"./run ui": "/health"}
 TIMEOUT = 1800
@@ -101,7 +103,7 @@ def documented_steps() -> list[tuple[str, str, str]]:
     """(where, kind, text) in document order: kind is "bash", "python" or "file"."""
     steps = []
     for block in blocks():
-        if block.doc in OWN_RUNNERS:
+        if block.doc in OWN_RUNNERS or block.text.startswith(CLUSTER_MARK):
             continue
         header = FILE_HEADER.match(block.text.splitlines()[0]) if block.text.strip() else None
         if header:
@@ -137,6 +139,18 @@ def test_a_doc_with_its_own_runner_has_every_command_run_there(doc):
     theirs = [bare(command) for command, _, _ in runner.commands(runner.blocks(text))]
     assert ours and ours == theirs
     assert callable(getattr(runner, "test_every_command_runs_as_the_doc_says", None))
+
+
+def test_the_slurm_test_runs_every_command_that_needs_a_cluster():
+    """Blocks marked as needing a cluster are left to tests/test_slurm.py, which must read the same commands and
+    run each of them (it looks each one up by a fragment that names it alone)."""
+    import test_slurm
+
+    ours = [c for b in blocks() if b.text.startswith(CLUSTER_MARK) for c in commands(b.text)]
+    assert ours and ours == test_slurm.cluster_commands()
+    source = (ROOT / "tests" / "test_slurm.py").read_text()
+    fragments = re.findall(r'documented\("([^"]+)"\)', source)
+    assert sorted(ours) == sorted(test_slurm.documented(f) for f in fragments)
 
 
 def test_every_changed_or_served_command_is_still_documented():

@@ -33,7 +33,7 @@ def workflow_file(tmp_path, kind: str, profile=SMOKE, economy: str = "open", see
 
 
 @pytest.mark.parametrize("kind", CONFIG_KINDS)
-@pytest.mark.parametrize("profile, economy, seed", [(SMOKE, "closed", 3), (DEFAULT, "open", 1)])
+@pytest.mark.parametrize("profile, economy, seed", [(SMOKE, "open", 3), (DEFAULT, "closed", 1)])
 def test_a_profile_resolves_to_the_workflows_file_for_every_kind(tmp_path, kind, profile, economy, seed):
     ours = load_experiment(profile, economy=economy, seed=seed, kind=kind)
     assert ours == ExperimentConfig.load(workflow_file(tmp_path, kind, profile, economy, seed))
@@ -69,7 +69,7 @@ def test_train_evaluate_and_best_response_take_a_profile(tmp_path, monkeypatch):
     "args, message",
     [
         (["--config", str(DEFAULT)], "--economy is required with profile"),
-        (["--config", str(SMOKE), "--economy", "mars"], "--economy='mars'; allowed: open | closed"),
+        (["--config", str(DEFAULT), "--economy", "mars"], "--economy='mars'; allowed: open | closed"),
         (["--config", str(SMOKE), "--economy", "open", "--seed", "-1"], "--seed=-1; allowed: an integer >= 0"),
     ],
 )
