@@ -204,6 +204,30 @@ def _prepare(session, config: ExperimentConfig, group: str, start: str, agent: i
     return learner
 
 
+def _check_deviator(session, group: str, agent: int | None) -> None:
+    """The deviating type must learn in this checkpoint, and a deviating agent must be one of its agents."""
+    if group in session.fixed:
+        raise ConfigError(f"--type {group}: this checkpoint's {group} is a fixed policy (a baseline); it has no best response")
+    n_agents = session.layouts[group].n_agents
+    if agent is not None and not 0 <= agent < n_agents:
+        raise ConfigError(f"--agent {agent} is not an agent of type {group}; allowed: 0..{n_agents - 1}")
+
+
+def _write_and_log(out: Path, result: dict, curve: list[dict], tracker: Tracker) -> None:
+    """The result and its search curve, written atomically and logged to the rule's run."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(curve[0]))
+    writer.writeheader()
+    writer.writerows(curve)
+    atomic_write_text(out / "curve.csv", text.getvalue())
+    atomic_write_text(out / "best_response.json", json.dumps(result, indent=2))
+    tracker.log_metrics({"best_response/gain": result["gain"]["mean"], "best_response/before": result["before"]["mean"],
+                         "best_response/after": result["after"]["mean"]}, step=result["episodes"])
+    tracker.log_artifact(out / "best_response.json", "best_response")
+    tracker.log_artifact(out / "curve.csv", "best_response")
+    tracker.finish()
+
+
 def run_best_response(config: ExperimentConfig, ckpt: Path, group: str, out: Path, episodes: int | None = None,
                       progress: bool = True, learner: str | None = None, start: str = "trained",
                       agent: int | None = None) -> dict:
@@ -211,11 +235,7 @@ def run_best_response(config: ExperimentConfig, ckpt: Path, group: str, out: Pat
     if start not in STARTS:
         raise ConfigError(f"--start {start!r} is invalid; allowed: {' | '.join(STARTS)}")
     session, _ = session_from_checkpoint(config, ckpt)
-    if group in session.fixed:
-        raise ConfigError(f"--type {group}: this checkpoint's {group} is a fixed policy (a baseline); it has no best response")
-    n_agents = session.layouts[group].n_agents
-    if agent is not None and not 0 <= agent < n_agents:
-        raise ConfigError(f"--agent {agent} is not an agent of type {group}; allowed: 0..{n_agents - 1}")
+    _check_deviator(session, group, agent)
     episodes = episodes or br.episodes
     extra = agent_reward(group, agent) if agent is not None else None
     key = f"reward/{group}/agent{agent}" if agent is not None else f"reward/{group}"
@@ -229,7 +249,6 @@ def run_best_response(config: ExperimentConfig, ckpt: Path, group: str, out: Pat
     before = trained if start == "trained" else reference
     torch.manual_seed(config.training.seed + LEARN_SEED)
 
-    # The branch is part of the rule's identity: best responses of two branches are two child runs.
     # The rule's identity: the branch, the type and the probe, named as the workflow's plan names them.
     name = learner or br.learner_names()[0]
     probe = "power" if start == "untrained" else (f"agent_{name}" if agent is not None else name)
@@ -265,17 +284,7 @@ def run_best_response(config: ExperimentConfig, ckpt: Path, group: str, out: Pat
         "before_metrics": {k: v["mean"] for k, v in before["metrics"].items()},
         "after_metrics": {k: v["mean"] for k, v in after["metrics"].items()},
     }
-    text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=list(curve[0]))
-    writer.writeheader()
-    writer.writerows(curve)
-    atomic_write_text(out / "curve.csv", text.getvalue())
-    atomic_write_text(out / "best_response.json", json.dumps(result, indent=2))
-    tracker.log_metrics({"best_response/gain": result["gain"]["mean"], "best_response/before": result["before"]["mean"],
-                         "best_response/after": result["after"]["mean"]}, step=episodes)
-    tracker.log_artifact(out / "best_response.json", "best_response")
-    tracker.log_artifact(out / "curve.csv", "best_response")
-    tracker.finish()
+    _write_and_log(out, result, curve, tracker)
     return result
 
 

@@ -23,7 +23,7 @@ import yaml
 from envs.rbc.config import RBCConfig
 
 from .. import profiles
-from ..config import GROUPS
+from ..config import GROUPS, ExperimentConfig
 from ..factory import check_factory
 from ..profiles import ABLATION, CONFIG_KINDS, PROFILE_KEYS, fail, numbers_from_text
 
@@ -79,10 +79,26 @@ class WorkflowPlan:
         base = self._validated(next(iter(self.economies)), self.seeds[0], "experiment")
         # Every economy shares the experiment's policy section, so one check covers them all.
         check_factory(base.policy.factory, "experiment.policy.factory")
+        self._plan_stages(config, base)
+        self._plan_branches(config, base)
+        self.record_machine = config.get("record_machine", True)
+        if not isinstance(self.record_machine, bool):
+            fail("record_machine", self.record_machine, "true or false")
+        self._plan_best_responses(config, base)
+        self._n_agents = {e: self._validated(e, self.seeds_of(e)[0], "experiment").economy for e in self.economies}
+        for economy in self.economies:
+            for seed in self.seeds_of(economy):
+                for kind in CONFIG_KINDS:
+                    if self.ablation or not kind.startswith("ablation"):
+                        self._validated(economy, seed, kind)
+
+    def _plan_stages(self, config: dict, base: ExperimentConfig) -> None:
+        """Which curriculum stages every branch shares (the prefix) and which each branch trains itself."""
         stages = [s.name for s in base.curriculum.stages]
         n_prefix = config.get("prefix_stages", 2)
         if isinstance(n_prefix, bool) or not isinstance(n_prefix, int) or not 0 < n_prefix < len(stages):
-            fail("prefix_stages", n_prefix, f"an integer from 1 to {len(stages) - 1} (the curriculum has {len(stages)} stages)")
+            fail("prefix_stages", n_prefix,
+                 f"an integer from 1 to {len(stages) - 1} (the curriculum has {len(stages)} stages)")
         self.stages = stages
         self.prefix_stages = stages[:n_prefix]
         self.branch_stages = stages[n_prefix:]
@@ -90,6 +106,8 @@ class WorkflowPlan:
             if "government" in stage.train:
                 fail("prefix_stages", n_prefix, "only stages where the government does not train can be shared")
 
+    def _plan_branches(self, config: dict, base: ExperimentConfig) -> None:
+        """The learned-tax branches, the fixed-tax baselines (equal rates and the grid) and the ablation."""
         self.branches: dict[str, Branch] = {"learned": Branch("learned")}
         cap = config.get("consumer_welfare_max_corporate_tax")
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float)) or not 0 <= cap <= 1):
@@ -119,6 +137,9 @@ class WorkflowPlan:
         self.ablation = config.get("ablation", True)
         if not isinstance(self.ablation, bool):
             fail("ablation", self.ablation, "true or false")
+
+    def _plan_best_responses(self, config: dict, base: ExperimentConfig) -> None:
+        """Which types, branches and probes (learners, power check, one agent alone) the best responses run."""
         self.best_response_types = config.get("best_response_types", list(GROUPS))
         if not isinstance(self.best_response_types, list) or any(t not in GROUPS for t in self.best_response_types):
             fail("best_response_types", self.best_response_types, f"a list of groups from {list(GROUPS)}")
@@ -128,9 +149,6 @@ class WorkflowPlan:
         ):
             fail("best_response_branches", self.best_response_branches,
                  f"learned-tax branches from {[b for b, v in self.branches.items() if v.fixed_tax is None]}")
-        self.record_machine = config.get("record_machine", True)
-        if not isinstance(self.record_machine, bool):
-            fail("record_machine", self.record_machine, "true or false")
         self.best_response_learners = base.best_response.learner_names()
         self.best_response_power = config.get("best_response_power", False)
         if not isinstance(self.best_response_power, bool):
@@ -142,12 +160,6 @@ class WorkflowPlan:
             fail("best_response_individual", self.best_response_individual,
                  f"a list of types from {[t for t in self.best_response_types if t != 'government']} "
                  "(types of several agents that have a best response)")
-        self._n_agents = {e: self._validated(e, self.seeds_of(e)[0], "experiment").economy for e in self.economies}
-        for economy in self.economies:
-            for seed in self.seeds_of(economy):
-                for kind in CONFIG_KINDS:
-                    if self.ablation or not kind.startswith("ablation"):
-                        self._validated(economy, seed, kind)
 
     def _add_fixed_branch(self, income: float, corporate: float) -> str:
         """The branch of a fixed-tax baseline, added once: "fixed20" for equal rates, "fixed00c40" otherwise."""
@@ -209,7 +221,7 @@ class WorkflowPlan:
     def config_text(self, economy: str, seed: int, kind: str) -> str:
         return yaml.safe_dump(self.experiment_dict(economy, seed, kind), sort_keys=True)
 
-    def _validated(self, economy: str, seed: int, kind: str):
+    def _validated(self, economy: str, seed: int, kind: str) -> ExperimentConfig:
         return profiles.validated(self._config, economy, seed, None if kind == "experiment" else kind)
 
     # ------------------------------------------------------------------ the DAG
