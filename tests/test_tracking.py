@@ -144,3 +144,24 @@ def test_mlflow_gets_every_log_every_th_episode_and_the_csv_every_episode(store,
     assert logged == [0, 3, 6, 7]  # the consumers stage has 8 episodes, 0..7
     with out.with_suffix(".metrics.csv").open() as handle:
         assert [int(r["episode"]) for r in csv.DictReader(handle)] == list(range(8))
+
+
+def test_the_workflow_opens_each_pipelines_parent_once_before_its_jobs(store):
+    """open_parents (the Snakefile's onstart) makes one parent per tracked pipeline, none for an untracked
+    one, and a second call (a later run of the workflow) finds them instead of adding any."""
+    from pipeline.config import TrackingConfig
+    from pipeline.tracking import open_parents
+
+    uri, client, experiment_id = store
+    configs = [TrackingConfig(enabled=True, uri=uri, experiment=EXPERIMENT, pipeline=f"onstart/seed{seed}")
+               for seed in (0, 1)]
+    configs.append(TrackingConfig(enabled=False, uri=uri, experiment=EXPERIMENT, pipeline="onstart/seed2"))
+    first = open_parents(configs)
+    assert open_parents(configs) == first and len(set(first)) == 2
+
+    def parents(seed):
+        return client.search_runs([experiment_id], f"tags.`dge.pipeline` = 'onstart/seed{seed}' "
+                                                   "and tags.`dge.role` = 'parent'", run_view_type=ViewType.ALL)
+
+    assert [[r.info.run_id for r in parents(seed)] for seed in (0, 1)] == [[first[0]], [first[1]]]
+    assert parents(2) == []

@@ -214,6 +214,10 @@ class WorkflowPlan:
     def pipeline_id(self, economy: str, seed: int) -> str:
         return profiles.pipeline_id(self.profile, economy, seed)
 
+    def tracking_config(self, economy: str, seed: int):
+        """The pipeline's tracking settings (its parent run's experiment and id), as its rules resolve them."""
+        return self._validated(economy, seed, "train").tracking
+
     def experiment_dict(self, economy: str, seed: int, kind: str = "train") -> dict:
         """The resolved experiment config a rule of `kind` reads (pipeline.profiles.experiment_dict)."""
         return profiles.experiment_dict(self._config, economy, seed, kind)

@@ -264,20 +264,39 @@ def experiment_for(client, config: TrackingConfig, uri: str) -> str:
         return _retry(client.get_experiment_by_name, name).experiment_id
 
 
-def find_or_create_parent(client, experiment_id: str, pipeline: str) -> str:
+def open_parents(configs) -> list[str]:
+    """Creates (or finds) the parent run of every pipeline in `configs`, one after the other, in this process.
+
+    The workflow calls it before the first job starts (workflow/Snakefile, onstart). Jobs that start
+    together could otherwise both create a parent, and find_or_create_parent cannot settle every such
+    race: a run's start time is stamped by the client, so on a loaded server the earlier-stamped run
+    can be committed after the later one was already chosen by the job that created it.
+    Returns the parent run ids, in order; a disabled tracker or one without a pipeline is skipped.
+    """
+    parents = []
+    for config in configs:
+        if not config.enabled or not config.pipeline:
+            continue
+        uri = tracking_uri(config)
+        client = client_for(uri)
+        parents.append(find_or_create_parent(client, experiment_for(client, config, uri), config.pipeline, "workflow"))
+    return parents
+
+
+def find_or_create_parent(client, experiment_id: str, pipeline: str, opened_by: str = "job") -> str:
     """The pipeline's parent run, created by whichever job of the pipeline asks first.
 
-    The first jobs of a pipeline start together, so two of them can both find no parent and both
-    create one. Every caller therefore settles on the same run, the earliest created (ties by run
-    id), and a caller whose fresh run lost deletes it before anything is logged under it.
+    In a workflow, open_parents has created it before any job starts. Run alone, the first jobs of a
+    pipeline can start together, so two of them can both find no parent and both create one. Every
+    caller therefore settles on the same run, the earliest created (ties by run id), and a caller whose fresh run lost deletes it before anything is logged under it. The
+    parent's `dge.opened_by` tag says whether the workflow or a job created it.
     """
     query = f"tags.`{TAG_PIPELINE}` = '{pipeline}' and tags.`{TAG_ROLE}` = 'parent'"
     runs = _retry(client.search_runs, [experiment_id], filter_string=query, max_results=50)
     created = None
     if not runs:
-        created = _retry(
-            client.create_run, experiment_id, run_name=pipeline, tags={TAG_PIPELINE: pipeline, TAG_ROLE: "parent"}
-        )
+        tags = {TAG_PIPELINE: pipeline, TAG_ROLE: "parent", "dge.opened_by": opened_by}
+        created = _retry(client.create_run, experiment_id, run_name=pipeline, tags=tags)
         runs = _retry(client.search_runs, [experiment_id], filter_string=query, max_results=50)
         if not any(r.info.run_id == created.info.run_id for r in runs):
             runs = [*runs, created]
