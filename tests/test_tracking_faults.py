@@ -141,3 +141,42 @@ def test_a_server_killed_and_restarted_while_a_stage_trains_loses_no_metric(tmp_
     text = (tmp_path / "stage.log").read_text()
     assert text.count(f"warning: MLflow server {server.uri} unreachable") == 1, text
     assert f"MLflow server {server.uri} is back" in text, text
+
+
+def test_a_server_that_answers_but_refuses_the_run_is_one_line_naming_its_answer():
+    """A server behind a proxy that allows /health but refuses the API (e.g. MLflow's "Invalid Host header"
+    when --allowed-hosts leaves the job's name out): one line with the server's own words, no retries."""
+    import http.server
+    import threading
+
+    from pipeline.config import TrackingConfig
+    from pipeline.tracking import Tracker
+
+    class Guarded(http.server.BaseHTTPRequestHandler):
+        def answer(self):
+            ok = self.path.startswith("/health")
+            body = b"OK" if ok else b"Invalid Host header - possible DNS rebinding attack detected"
+            self.send_response(200 if ok else 403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Guarded)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        began = time.monotonic()
+        with pytest.raises(TrackingUnavailable) as err:
+            Tracker(TrackingConfig(uri=uri, experiment="faults", pipeline="faults/seed0"), rule="r").start()
+        elapsed = time.monotonic() - began
+    finally:
+        server.shutdown()
+    line = str(err.value)
+    assert line.startswith(f"MLflow tracking server {uri} refused to start a run (") and "\n" not in line
+    assert "Invalid Host header" in line and "--set tracking.enabled=false" in line
+    assert elapsed < 30, elapsed
