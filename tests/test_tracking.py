@@ -165,3 +165,38 @@ def test_the_workflow_opens_each_pipelines_parent_once_before_its_jobs(store):
 
     assert [[r.info.run_id for r in parents(seed)] for seed in (0, 1)] == [[first[0]], [first[1]]]
     assert parents(2) == []
+
+
+def test_a_stage_that_starts_over_after_an_interruption_gets_a_new_child_run(store, tmp_path, monkeypatch):
+    """Interrupted, then run with a changed config: the stage starts from episode 0 (its resume checkpoint is
+    another experiment's), so the interrupted attempt's run is superseded and every episode is logged anew."""
+    uri, client, experiment_id = store
+    monkeypatch.chdir(tmp_path)
+    real = session_module.Session.run_episode
+    calls = {"n": 0}
+
+    def interrupt_at_eighth(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(session_module.Session, "run_episode", interrupt_at_eighth)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(tracked_config(uri, "restart/seed0"), "consumers", tmp_path / "d.pt", progress=False)
+    _, (killed,) = parent_and_children(client, experiment_id, "restart/seed0")
+    assert [s for s, _ in steps(client, killed.info.run_id, "reward/consumer")] == list(range(7))
+
+    monkeypatch.setattr(session_module.Session, "run_episode", real)
+    changed = tracked_config(uri, "restart/seed0", learning_rate={"consumer": 0.002})
+    run_stage(changed, "consumers", tmp_path / "d.pt", progress=False)
+    _, (fresh,) = parent_and_children(client, experiment_id, "restart/seed0")
+    assert fresh.info.run_id != killed.info.run_id and fresh.info.status == "FINISHED"
+    assert fresh.data.params["config.training.learning_rate.consumer"] == "0.002"
+    old = client.get_run(killed.info.run_id)
+    assert old.info.lifecycle_stage == "deleted" and old.data.tags["dge.superseded"] == "true"
+    with (tmp_path / "d.metrics.csv").open() as handle:
+        rows = [float(r["reward/consumer"]) for r in csv.DictReader(handle)]
+    logged = steps(client, fresh.info.run_id, "reward/consumer")
+    assert [s for s, _ in logged] == list(range(8))
+    assert [v for _, v in logged] == pytest.approx(rows, rel=1e-6)

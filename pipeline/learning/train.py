@@ -248,7 +248,8 @@ def run_stage(
         run_name=f"{stage} ({variant.label()})",
         tags={"dge.stage": stage, "dge.variant": variant.label(), "dge.kind": "train",
               "dge.bf16": str(resolve_bf16(config.policy.bf16)).lower()},
-    ).start(params={"config": config.to_dict(), "variant": variant.as_dict(), "stage": stage})
+    ).start(params={"config": config.to_dict(), "variant": variant.as_dict(), "stage": stage},
+            resuming=run.saved_at is not None)
     began = time.perf_counter()
     try:
         run.train(tracker, progress)

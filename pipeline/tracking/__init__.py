@@ -2,9 +2,9 @@
 
 Runs are identified by tags, never by name or order: a parent carries `dge.pipeline=<id>` and
 `dge.role=parent`; a child carries the same pipeline tag and `dge.rule=<rule id>`. A rule that runs
-again finds its tree: an unfinished child (an interrupted stage being resumed) is continued; a
-finished one is marked superseded (soft-deleted) and replaced, so the tree always shows the latest
-result of every rule.
+again finds its tree: the unfinished child of a stage resumed from its checkpoint is continued; any
+other (finished, or of an attempt that starts over) is marked superseded (soft-deleted) and replaced,
+so the tree always shows the latest result of every rule.
 
 MLflow is imported lazily (it costs about two seconds), and a disabled tracker is a no-op, so
 tests and quick runs pay nothing. The store defaults to SQLite under `results/`;
@@ -80,8 +80,13 @@ class Tracker:
         self._pause = 0.0
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, params: dict | None = None) -> "Tracker":
-        """Finds or creates the run; refuses (TrackingUnavailable) within seconds if the store does not answer."""
+    def start(self, params: dict | None = None, resuming: bool = False) -> "Tracker":
+        """Finds or creates the run; refuses (TrackingUnavailable) within seconds if the store does not answer.
+
+        `resuming`: the rule continues from a checkpoint of its interrupted run, so that run is continued
+        too. A rule that starts over (no checkpoint yet, a changed config, an evaluation) supersedes it:
+        its metrics belong to an attempt whose results were thrown away.
+        """
         if not self.enabled:
             return self
         self.uri = tracking_uri(self.config)
@@ -89,7 +94,7 @@ class Tracker:
         from mlflow.exceptions import MlflowException
 
         try:
-            self._open(params)
+            self._open(params, resuming)
         except TrackingUnavailable:
             raise
         except MlflowException as err:  # answers, but not to us (e.g. a Host header it does not allow)
@@ -98,7 +103,7 @@ class Tracker:
             raise TrackingUnavailable(refused_message(self.uri, err)) from None
         return self
 
-    def _open(self, params: dict | None) -> None:
+    def _open(self, params: dict | None, resuming: bool) -> None:
         self.experiment_id = self._experiment()
         pipeline = self.config.pipeline
         tags = {TAG_RULE: self.rule, **self.tags}
@@ -106,7 +111,7 @@ class Tracker:
             self.parent_id = find_or_create_parent(self.client, self.experiment_id, pipeline)
             tags.update({TAG_PIPELINE: pipeline, "mlflow.parentRunId": self.parent_id})
         existing = self._existing_child(pipeline)
-        if existing is not None and existing.info.status != "FINISHED":
+        if resuming and existing is not None and existing.info.status != "FINISHED":
             self.run_id = existing.info.run_id
             _retry(self.client.update_run, self.run_id, status="RUNNING")
             # The resumed stage recomputes, bit for bit, the episodes between its last checkpoint and
