@@ -1,8 +1,10 @@
 # The report: the paper's tables and figures for this project, in results/<profile>/.
 
 
-# The machine the wall times belong to (benchmarks/machine.py): measured first, with every core reserved so
-# that no training job runs beside the measurement. A cluster job has its node's cores to itself anyway, and
+# The machine the wall times belong to (benchmarks/machine.py): measured with every core reserved so that no
+# training job runs beside the measurement. It runs once all cores are free at the same moment: first on an
+# idle machine, otherwise (a local run, whose first jobs take the cores as they come) usually last, before the
+# report; its high priority only puts it ahead of other jobs that are ready then. A cluster job has its node's cores to itself anyway, and
 # an executor that submits jobs (SLURM) has no total core count to reserve.
 rule machine:
     output:
