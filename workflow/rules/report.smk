@@ -2,9 +2,9 @@
 
 
 # The machine the wall times belong to (benchmarks/machine.py): measured with every core reserved so that no
-# training job runs beside the measurement. It runs once all cores are free at the same moment: first on an
-# idle machine, otherwise (a local run, whose first jobs take the cores as they come) usually last, before the
-# report; its high priority only puts it ahead of other jobs that are ready then. A cluster job has its node's cores to itself anyway, and
+# training job runs beside the measurement. It starts once every core is free at the same moment, which in a
+# local run (its first jobs take the cores one by one) is usually last, before the report; its priority puts
+# it ahead of the other jobs ready at that moment. A cluster job has its node's cores to itself anyway, and
 # an executor that submits jobs (SLURM) has no total core count to reserve.
 rule machine:
     output:
