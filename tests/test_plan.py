@@ -72,9 +72,19 @@ def test_best_response_probes_per_type(config):
     learners = plan.best_response_learners
     assert plan.best_response_probes("consumer") == [*learners, "power", f"agent_{learners[0]}"]
     assert plan.best_response_probes("government") == [*learners, "power"]
-    # the deviating agent cycles with the seed over the type's agents (100 consumers, 10 firms by default)
-    assert [plan.deviating_agent("open", s, "firm") for s in (0, 3, 10, 13)] == [0, 3, 0, 3]
+    # the deviating agent of seed s is floor(frac(0.5 + 0.618034 s) x agents), by hand for seeds 0-4
+    assert [plan.deviating_agent("open", s, "consumer") for s in range(5)] == [50, 11, 73, 35, 97]
+    assert [plan.deviating_agent("open", s, "firm") for s in range(5)] == [5, 1, 7, 3, 9]
     assert plan.best_response_flags("open", 13, "firm", "power") == f"--learner {learners[0]} --start untrained"
-    assert plan.best_response_flags("open", 13, "consumer", f"agent_{learners[0]}") == f"--learner {learners[0]} --agent 13"
+    assert plan.best_response_flags("open", 1, "consumer", f"agent_{learners[0]}") == f"--learner {learners[0]} --agent 11"
+
+
+def test_the_deviating_agents_of_consecutive_seeds_spread_over_the_type(config):
+    """Any five consecutive seeds probe consumers at least a tenth of the type apart (seed % 100 would put them
+    next to each other: consumers 0-4 for seeds 0-4, the five who dislike work the most)."""
+    plan = WorkflowPlan(config)
+    for first in range(100):
+        agents = sorted(plan.deviating_agent("open", s, "consumer") for s in range(first, first + 5))
+        assert min(b - a for a, b in zip(agents, agents[1:])) >= 10, (first, agents)
     with pytest.raises(ConfigError, match="best_response_individual="):
         WorkflowPlan({**config, "best_response_individual": ["government"]})

@@ -32,6 +32,7 @@ __all__ = ["ABLATION", "CONFIG_KINDS", "INDIVIDUAL", "POWER", "PREFIX", "Branch"
 PREFIX = "prefix"
 POWER = "power"  # the best-response search started from an untrained network of the type
 INDIVIDUAL = "agent_"  # prefix of an individual deviation's probe name
+GOLDEN_FRACTION = (5 ** 0.5 - 1) / 2  # 0.618...: consecutive multiples, modulo 1, spread evenly
 
 
 @dataclass(frozen=True)
@@ -195,9 +196,18 @@ class WorkflowPlan:
         return probes
 
     def deviating_agent(self, economy: str, seed: int, group: str) -> int:
-        """The agent that deviates alone: another one for each seed, so seeds also sample agents."""
+        """The agent that deviates alone: another one for each seed, spread over the whole type.
+
+        Agents of a type differ by index (consumer j's dislike of work falls with j, firms 0-4 start with
+        less capital), so the seed's agent is read off the golden-ratio sequence, seed 0 at the middle of
+        the type: any run of consecutive seeds lands in different parts of it (seeds 0-4: consumers
+        50, 11, 73, 35, 97). Seed modulo the type's size would send seeds 0-4 to consumers 0-4, who dislike
+        work the most: in a trained open economy none of them works, and every level of hours lowers
+        their reward, so their deviation tests one choice they have no reason to change.
+        """
         economy_config = self._n_agents[economy]
-        return seed % (economy_config.n_consumers if group == "consumer" else economy_config.n_firms)
+        n_agents = economy_config.n_consumers if group == "consumer" else economy_config.n_firms
+        return int((seed * GOLDEN_FRACTION + 0.5) % 1.0 * n_agents)
 
     def best_response_flags(self, economy: str, seed: int, group: str, probe: str) -> str:
         if probe == POWER:
