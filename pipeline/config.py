@@ -337,6 +337,9 @@ class BestResponseConfig:
     learners: dict[str, BestResponseLearner] | None = None
     select_every: int = 0
     select_episodes: int = 4
+    # Learning rate of an agent deviating alone (per type; None: its learner's). Its own samples are a
+    # hundredth of the consumers' batch, and Adam takes steps of the same size on that much noisier gradient.
+    individual_learning_rate: dict[str, float] | None = None
 
     def validate(self, key: str = "best_response") -> None:
         _integer(f"{key}.episodes", self.episodes, 1)
@@ -354,6 +357,9 @@ class BestResponseConfig:
         _integer(f"{key}.window", self.window, 1)
         _integer(f"{key}.select_every", self.select_every, 0)
         _integer(f"{key}.select_episodes", self.select_episodes, 1)
+        if self.individual_learning_rate is not None:
+            self.individual_learning_rate = _per_group(
+                f"{key}.individual_learning_rate", self.individual_learning_rate, self.learning_rate, 0.0)
         if self.learners is not None:
             if not isinstance(self.learners, dict) or not self.learners:
                 _fail(f"{key}.learners", self.learners, "null or a mapping of learner names to settings")
@@ -381,8 +387,9 @@ class BestResponseConfig:
     def learner_names(self) -> list[str]:
         return list(self.learners) if self.learners else [self.algorithm]
 
-    def learner(self, name: str | None = None) -> BestResponseLearner:
-        """The complete settings of a named learner (default: the first), the section's values filled in."""
+    def learner(self, name: str | None = None, individual: bool = False) -> BestResponseLearner:
+        """The complete settings of a named learner (default: the first), the section's values filled in;
+        `individual`: as one agent deviating alone uses it (`individual_learning_rate`, where set)."""
         names = self.learner_names()
         name = names[0] if name is None else name
         if name not in names:
@@ -390,7 +397,8 @@ class BestResponseConfig:
         own = (self.learners or {}).get(name, BestResponseLearner())
         return BestResponseLearner(
             algorithm=own.algorithm or self.algorithm,
-            learning_rate=own.learning_rate or dict(self.learning_rate),
+            learning_rate=(dict(self.individual_learning_rate) if individual and self.individual_learning_rate
+                           else own.learning_rate or dict(self.learning_rate)),
             entropy_coef=self.entropy_coef if own.entropy_coef is None else own.entropy_coef,
             ppo_epochs=own.ppo_epochs or self.ppo_epochs,
             reward=own.reward or "own",

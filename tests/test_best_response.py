@@ -18,6 +18,7 @@ from pipeline.analysis.evaluate import evaluate_session
 from pipeline.learning.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.learning.curriculum import EpisodePlan
 from pipeline.learning.deviation import IndividualDeviation
+from envs.rbc.config import ConfigError
 from pipeline.learning.session import Session
 
 from pipeline_support import small_config
@@ -62,6 +63,29 @@ def test_a_search_that_cannot_move_gains_exactly_zero(tmp_path, agent):
     assert result["gain"]["mean"] == 0.0 and result["gain"]["ci95"] == [0.0, 0.0]
     assert result["after"] == result["before"]
     assert result["metric"] == ("reward/firm" if agent is None else "reward/firm/agent1")
+
+
+def test_an_agent_deviating_alone_learns_at_the_individual_rate(tmp_path):
+    """With the learner moving the type but an individual rate of 0, one firm deviating alone cannot move:
+    its gain is exactly 0 and the result names the rate it used."""
+    config = small_config(
+        training={"num_envs": 4},
+        curriculum=SINGLE_STAGE,
+        best_response={"episodes": 4, "eval_episodes": 2, "window": 2, "select_every": 0, "select_episodes": 1,
+                       "learners": {"moving": {"learning_rate": {"consumer": 0.01, "firm": 0.01, "government": 0.01}}},
+                       "individual_learning_rate": {"firm": 0.0}},
+    )
+    ckpt = checkpoint_of(Session(config), tmp_path / "start.pt")
+    alone = run_best_response(config, ckpt, "firm", tmp_path / "alone", progress=False, agent=1)
+    assert alone["learning_rate"] == 0.0
+    assert alone["gain"]["mean"] == 0.0 and alone["after"] == alone["before"]
+    whole = run_best_response(config, ckpt, "firm", tmp_path / "whole", progress=False)
+    assert whole["learning_rate"] == 0.01 and whole["after"] != whole["before"]
+
+
+def test_a_bad_individual_rate_names_its_key():
+    with pytest.raises(ConfigError, match=r"best_response\.individual_learning_rate\.firm"):
+        small_config(best_response={"individual_learning_rate": {"firm": -1.0}})
 
 
 def test_the_search_keeps_the_best_policy_it_has_seen():

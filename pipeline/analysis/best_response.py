@@ -195,7 +195,7 @@ def _prepare(session, config: ExperimentConfig, group: str, start: str, agent: i
     if agent is not None:
         shared = session.policies[group].network
         session.replace_network(group, IndividualDeviation(shared, agent, session.layouts[group].n_agents))
-    learner = config.best_response.learner(learner_name)
+    learner = config.best_response.learner(learner_name, individual=agent is not None)
     rates = {g: learner.learning_rate[g] for g in GROUPS}
     # An agent deviating alone learns from its own reward whatever the learner's setting: it is its objective.
     type_reward = learner.reward == "type" and agent is None
