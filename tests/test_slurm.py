@@ -252,7 +252,13 @@ def test_paper_profile_asks_slurm_for_a_gpu_and_four_cpus_per_economy_rule(site,
             time.sleep(2)
     finally:
         os.killpg(run.pid, signal.SIGINT)  # Snakemake cancels the jobs it submitted
-        run.wait(timeout=120)
+        try:
+            run.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            # Seen once in CI: Snakemake still shutting down after 120 s. This test is about what the jobs
+            # ask SLURM for, so it stops Snakemake for good and leaves an empty queue to the next test.
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait(timeout=60)
         cluster.run("scancel", "--user=root", check=False)
     TIMINGS["paper profile until its first jobs"] = time.monotonic() - began
     requests = yaml.safe_load(PROFILES["slurm-gpu"].read_text())["set-resources"]
