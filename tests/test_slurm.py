@@ -255,8 +255,8 @@ def test_paper_profile_asks_slurm_for_a_gpu_and_four_cpus_per_economy_rule(site,
         try:
             run.wait(timeout=120)
         except subprocess.TimeoutExpired:
-            # Seen once in CI: Snakemake still shutting down after 120 s. This test is about what the jobs
-            # ask SLURM for, so it stops Snakemake for good and leaves an empty queue to the next test.
+            # Snakemake can still be cancelling after 120 s on a loaded machine. This test is about what the
+            # jobs ask SLURM for, so it stops Snakemake for good and leaves an empty queue to the next test.
             os.killpg(run.pid, signal.SIGKILL)
             run.wait(timeout=60)
         cluster.run("scancel", "--user=root", check=False)
