@@ -29,6 +29,7 @@ PROFILE_KEYS = (
     "profile", "seeds", "economies", "threads_per_job", "prefix_stages", "fixed_taxes", "consumer_welfare_branch",
     "consumer_welfare_max_corporate_tax", "ablation", "best_response_types", "best_response_branches", "experiment",
     "economy_seeds", "tax_grid", "best_response_power", "best_response_individual", "record_machine",
+    "use_archive",
 )
 _NULL_TEXT = ("null", "Null", "NULL", "~")  # YAML's nulls, as Snakemake's --config hands them over (text)
 DEFAULT_PROFILE = Path(__file__).resolve().parents[1] / "workflow" / "config" / "default.yaml"
@@ -43,6 +44,16 @@ def merged(base: Any, over: Any) -> Any:
     if isinstance(base, dict) and isinstance(over, dict):
         return {**base, **{k: merged(base[k], v) if k in base else copy.deepcopy(v) for k, v in over.items()}}
     return copy.deepcopy(over)
+
+
+def flag(config: dict, key: str, default: bool) -> bool:
+    """A true/false key; `--config key=false` hands the value over as text (YAML's base loader), read here."""
+    value = config.get(key, default)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        value = value.lower() == "true"
+    if not isinstance(value, bool):
+        fail(key, value, "true or false")
+    return value
 
 
 def numbers_from_text(values: Any, kind: type) -> Any:

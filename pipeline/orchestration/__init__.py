@@ -3,6 +3,7 @@
     plan.py         WorkflowPlan: pipelines (economy x seed), branches, stages, resolved config files
     overrides.py    overrides that Snakemake's merge would silently drop (`--config economies={}`) are refused
     configfiles.py  `./run main` checks the --configfile files before Snakemake reads them
+    archive.py      finished pipelines stored beside the report, standing in for running them again
 
 Plain Python, validated before Snakemake builds its DAG, so a bad profile fails with a message
 naming the key and the logic is tested without Snakemake. May import `envs`,

@@ -82,9 +82,9 @@ class WorkflowPlan:
         check_factory(base.policy.factory, "experiment.policy.factory")
         self._plan_stages(config, base)
         self._plan_branches(config, base)
-        self.record_machine = config.get("record_machine", True)
-        if not isinstance(self.record_machine, bool):
-            fail("record_machine", self.record_machine, "true or false")
+        self.record_machine = profiles.flag(config, "record_machine", True)
+        # Pipelines stored under results/<profile>/archive stand in for running them (pipeline.orchestration.archive).
+        self.use_archive = profiles.flag(config, "use_archive", True)
         self._plan_best_responses(config, base)
         self._n_agents = {e: self._validated(e, self.seeds_of(e)[0], "experiment").economy for e in self.economies}
         for economy in self.economies:
@@ -113,7 +113,7 @@ class WorkflowPlan:
         cap = config.get("consumer_welfare_max_corporate_tax")
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float)) or not 0 <= cap <= 1):
             fail("consumer_welfare_max_corporate_tax", cap, "null (no cap) or a rate in [0, 1]")
-        if config.get("consumer_welfare_branch", True):
+        if profiles.flag(config, "consumer_welfare_branch", True):
             self.branches["consumer_welfare"] = Branch(
                 "consumer_welfare", welfare="consumer_only", max_corporate_tax=None if cap is None else float(cap)
             )
@@ -135,9 +135,7 @@ class WorkflowPlan:
                     name = self._add_fixed_branch(income, corporate)
                     if name not in self._fixed_of[economy]:
                         self._fixed_of[economy].append(name)
-        self.ablation = config.get("ablation", True)
-        if not isinstance(self.ablation, bool):
-            fail("ablation", self.ablation, "true or false")
+        self.ablation = profiles.flag(config, "ablation", True)
 
     def _plan_best_responses(self, config: dict, base: ExperimentConfig) -> None:
         """Which types, branches and probes (learners, power check, one agent alone) the best responses run."""
@@ -151,9 +149,7 @@ class WorkflowPlan:
             fail("best_response_branches", self.best_response_branches,
                  f"learned-tax branches from {[b for b, v in self.branches.items() if v.fixed_tax is None]}")
         self.best_response_learners = base.best_response.learner_names()
-        self.best_response_power = config.get("best_response_power", False)
-        if not isinstance(self.best_response_power, bool):
-            fail("best_response_power", self.best_response_power, "true or false")
+        self.best_response_power = profiles.flag(config, "best_response_power", False)
         self.best_response_individual = config.get("best_response_individual", [])
         if not isinstance(self.best_response_individual, list) or any(
             t not in ("consumer", "firm") or t not in self.best_response_types for t in self.best_response_individual
@@ -254,6 +250,25 @@ class WorkflowPlan:
     def evaluated_branches(self, economy: str | None = None) -> list[str]:
         branches = list(self.branches) if economy is None else self.branches_of(economy)
         return branches + ([ABLATION] if self.ablation else [])
+
+    def config_kinds(self) -> list[str]:
+        """The resolved config files every pipeline's rules read."""
+        return [kind for kind in CONFIG_KINDS if self.ablation or not kind.startswith("ablation")]
+
+    def result_files(self, economy: str) -> list[str]:
+        """What the report reads of one pipeline, relative to its directory: evaluations, training metrics and
+        best-response results and curves (never checkpoints)."""
+        files = [f"{branch}/evaluation.json" for branch in self.evaluated_branches(economy)]
+        for stage in self.stages:
+            files += [f"{branch}/{stage}.metrics.csv" for branch in self.branch_of_stage(stage, economy)]
+        if self.ablation:
+            files.append(f"{ABLATION}/{ABLATION}.metrics.csv")
+        for branch in self.best_response_branches:
+            for group in self.best_response_types:
+                for probe in self.best_response_probes(group):
+                    base = f"{branch}/best_response/{group}/{probe}"
+                    files += [f"{base}/best_response.json", f"{base}/curve.csv"]
+        return files
 
 
 def _tax_grid(given: Any, economy: RBCConfig, economies: dict) -> dict | None:

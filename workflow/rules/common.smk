@@ -39,19 +39,12 @@ def variant_flags(w):
 
 
 def report_inputs(w):
+    """What the report reads: each pipeline's results, from its stored copy where one stands in for it."""
     files = []
     for economy, seed in PLAN.pipelines():
-        pipe = PIPE.format(economy=economy, seed=seed)
-        for branch in PLAN.evaluated_branches(economy):
-            files.append(f"{pipe}/{branch}/evaluation.json")
-        for stage in PLAN.stages:
-            for branch in PLAN.branch_of_stage(stage, economy):
-                files.append(f"{pipe}/{branch}/{stage}.metrics.csv")
-        if PLAN.ablation:
-            files.append(f"{pipe}/{ABLATION}/{ABLATION}.metrics.csv")
-        for branch in PLAN.best_response_branches:
-            for group in PLAN.best_response_types:
-                for probe in PLAN.best_response_probes(group):
-                    files.append(f"{pipe}/{branch}/best_response/{group}/{probe}/best_response.json")
-                    files.append(f"{pipe}/{branch}/best_response/{group}/{probe}/curve.csv")
+        if (economy, seed) in STORED:
+            pipe = str(stored_dir(R, economy, seed))
+        else:
+            pipe = PIPE.format(economy=economy, seed=seed)
+        files += [f"{pipe}/{name}" for name in PLAN.result_files(economy)]
     return files

@@ -11,6 +11,7 @@ import yaml
 
 from envs.rbc.config import ConfigError
 
+from ...orchestration.archive import stored_pipelines
 from ...orchestration.plan import WorkflowPlan
 from .figures import write_figures
 from .markdown import render_file
@@ -33,7 +34,10 @@ def make_report(root: Path, workflow_config: Path, logs: Path | None = None, tra
     plan = WorkflowPlan(config)
     if logs is None:
         logs = root.parent.parent / "logs" / plan.profile
-    results = Results(root, plan)
+    stored, notes = stored_pipelines(plan, root)
+    for note in notes:
+        print(note, file=sys.stderr)
+    results = Results(root, plan, stored)
     summary = build_summary(results, logs)
     figures = write_figures(results, summary, root / "figures")
     summary["figures"] = {name: str(p.relative_to(root)) for name, p in figures.items()}

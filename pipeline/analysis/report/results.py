@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ...config import ExperimentConfig
+from ...orchestration.archive import stored_dir
 from ...orchestration.plan import ABLATION, PREFIX, WorkflowPlan
 
 
@@ -35,9 +36,11 @@ def fixed_rates(plan: WorkflowPlan, branch: str) -> tuple[float, float] | None:
 class Results:
     """Everything the rules wrote for one profile, addressed by economy, seed, branch (and type and probe)."""
 
-    def __init__(self, root: Path, plan: WorkflowPlan):
+    def __init__(self, root: Path, plan: WorkflowPlan, stored: set[tuple[str, int]] | frozenset = frozenset()):
         self.root = root
         self.plan = plan
+        # Pipelines read from their stored copy under <root>/archive (pipeline.orchestration.archive).
+        self.stored = set(stored)
         self.evaluations: dict[tuple[str, int, str], dict] = {}
         self.best_responses: dict[tuple[str, int, str, str, str], dict] = {}
         self.curves: dict[tuple[str, int, str, str, str], dict[str, np.ndarray]] = {}
@@ -68,6 +71,8 @@ class Results:
 
     # ------------------------------------------------------------------ addressing
     def pipe(self, economy: str, seed: int) -> Path:
+        if (economy, seed) in self.stored:
+            return stored_dir(self.root, economy, seed)
         return self.root / economy / f"seed{seed}"
 
     def seeds(self, economy: str) -> list[int]:

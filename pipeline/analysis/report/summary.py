@@ -6,11 +6,11 @@ profile's setup, the paper's reference values, the report's thresholds and the d
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
+from ...orchestration.archive import benchmark_jobs, commit_of, jobs_summary, read_manifest
 from ...orchestration.plan import ABLATION
 from .definitions import definitions
 from .epsilon import PAPER_EPSILON_BOUND, epsilon
@@ -34,24 +34,8 @@ MACHINE_KEYS = ("cpu_model", "native_bf16", "train_throughput_s_per_iteration", 
 
 
 def wall_time(logs: Path) -> dict:
-    """The DAG's wall time from the benchmark records: each job ran from (mtime - s) to its mtime."""
-    jobs = []
-    for path in sorted(logs.rglob("*.benchmark.tsv")):
-        with path.open() as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t"))
-        if not rows:
-            continue
-        seconds = float(rows[-1]["s"])
-        end = path.stat().st_mtime
-        jobs.append((end - seconds, end, seconds))
-    if not jobs:
-        return {"dag": float("nan"), "jobs_sum": float("nan"), "jobs": 0, "longest_job": float("nan")}
-    return {
-        "dag": max(j[1] for j in jobs) - min(j[0] for j in jobs),
-        "jobs_sum": sum(j[2] for j in jobs),
-        "jobs": len(jobs),
-        "longest_job": max(j[2] for j in jobs),
-    }
+    """This run's wall time from its benchmark records: each job ran from (mtime - s) to its mtime."""
+    return jobs_summary(benchmark_jobs(logs)) if Path(logs).exists() else jobs_summary([])
 
 
 def machine(root: Path) -> dict | None:
@@ -62,6 +46,25 @@ def machine(root: Path) -> dict | None:
         return None
     data = json.loads(path.read_text())
     return {**{key: None for key in MACHINE_KEYS}, **data}
+
+
+def pipeline_sources(results: Results, logs: Path) -> list[dict]:
+    """Where each pipeline's numbers come from: this run, or a stored copy with the commit, machine and job
+    times of the run that made it."""
+    entries = []
+    this_run = {"commit": commit_of(results.root), "machine": machine(results.root)}
+    for economy, seed in results.plan.pipelines():
+        if (economy, seed) in results.stored:
+            manifest = read_manifest(results.root, economy, seed)
+            record = manifest.get("machine")
+            entry = {"source": "archive", "commit": manifest.get("commit"), "stored_at": manifest.get("stored_at"),
+                     "machine": None if record is None else {**{key: None for key in MACHINE_KEYS}, **record},
+                     "jobs": manifest["jobs"]}
+        else:
+            entry = {"source": "this run", **this_run, "stored_at": None,
+                     "jobs": wall_time(Path(logs) / economy / f"seed{seed}")}
+        entries.append({"economy": economy, "seed": seed, **entry})
+    return entries
 
 
 def economy_summary(results: Results, economy: str) -> dict:
@@ -132,6 +135,7 @@ def build_summary(results: Results, logs: Path) -> dict:
         "economies": economies,
         "machine": machine(results.root),
         "wall_time_s": wall_time(logs),
+        "pipelines": pipeline_sources(results, logs),
         "definitions": definitions(results),
         "setup": setup(results),
         "paper_reference": paper_reference(),
