@@ -9,6 +9,7 @@ numbers came from. The stand-in is judged by Snakemake's own plan (`-n`), not by
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from pipeline.orchestration.archive import (
     first_difference,
     jobs_summary,
     pipeline_files,
+    record_commit,
+    run_commits,
     store,
     stored_dir,
     why_not_usable,
@@ -82,8 +85,9 @@ def test_a_stored_pipeline_runs_no_job_and_gives_the_same_report(stored_run):
     original = json.loads(stored_run["original"]["summary.json"])
     assert [p["source"] for p in rebuilt["pipelines"]] == ["archive"] * len(plan.pipelines())
     assert [p["source"] for p in original["pipelines"]] == ["this run"] * len(plan.pipelines())
-    # The stored job times are the live run's, job by job.
+    # The stored job times and commit are the live run's.
     assert [p["jobs"] for p in rebuilt["pipelines"]] == [p["jobs"] for p in original["pipelines"]]
+    assert [p["commit"] for p in rebuilt["pipelines"]] == [p["commit"] for p in original["pipelines"]]
 
     def comparable(summary: dict) -> dict:
         return {k: v for k, v in without_wall_times(summary).items() if k != "pipelines"}
@@ -205,3 +209,27 @@ def test_jobs_summary_by_hand():
     jobs = [Job(10.0, 100.0), Job(30.0, 120.0), Job(5.0, 105.0)]
     assert jobs_summary(jobs) == {"dag": 30.0, "jobs_sum": 45.0, "jobs": 3, "longest_job": 30.0}
     assert jobs_summary([]) == {"dag": None, "jobs_sum": None, "jobs": 0, "longest_job": None}
+
+
+def test_the_commit_that_ran_a_pipeline_is_recorded_and_a_modified_checkout_says_so(tmp_path):
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tmp_path), *args], capture_output=True, text=True, check=True,
+                              env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                                   "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "summary.md").write_text("old\n")
+    git("add", "code.py", "results/summary.md")
+    git("commit", "-qm", "first")
+    head = git("rev-parse", "HEAD")
+    logs = tmp_path / "logs"
+    (tmp_path / "results" / "summary.md").write_text("new\n")  # results change as the workflow runs
+    record_commit(logs, [("open", 0)], tmp_path / "results")
+    assert run_commits(logs, "open", 0) == [head]
+    (tmp_path / "code.py").write_text("a = 2\n")
+    record_commit(logs, [("open", 0), ("open", 1)], tmp_path)
+    assert run_commits(logs, "open", 0) == [head, f"{head}+modified"]
+    assert run_commits(logs, "open", 1) == [f"{head}+modified"]
+    assert run_commits(logs, "closed", 0) == []

@@ -39,6 +39,7 @@ MANIFEST = "manifest.json"
 ARCHIVE = "archive"
 BENCHMARKS = "benchmarks"
 MACHINE = "machine.json"
+COMMITS = "commits.txt"  # beside the pipeline's logs: the commit of every run that ran some of its jobs
 
 
 def archive_root(results_root: Path) -> Path:
@@ -89,20 +90,40 @@ def jobs_summary(jobs: list[Job]) -> dict:
 
 
 def commit_of(directory: Path) -> str | None:
-    """The commit checked out where the results were written, '+modified' when its tracked code differed
-    from it; None outside a git repository."""
-    def git(*args: str) -> str | None:
+    """The commit checked out where `directory` is, '+modified' when its tracked files (results aside)
+    differ from it; None outside a git repository."""
+    def git(cwd: str, *args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=60)
+            done = subprocess.run(["git", "-C", cwd, *args], capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
-    head = git("rev-parse", "HEAD")
+    top = git(str(directory), "rev-parse", "--show-toplevel")
+    head = git(top, "rev-parse", "HEAD") if top else None
     if head is None:
         return None
-    modified = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
+    modified = git(top, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return f"{head}+modified" if modified else head
+
+
+def record_commit(logs_root: Path, pipelines, checkout: Path) -> None:
+    """Note, for each pipeline about to run jobs, the commit of the code running them (one line per run)."""
+    line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {commit_of(checkout) or 'unknown'}\n"
+    for economy, seed in pipelines:
+        path = Path(logs_root) / economy / f"seed{seed}" / COMMITS
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            handle.write(line)
+
+
+def run_commits(logs_root: Path, economy: str, seed: int) -> list[str]:
+    """The commits that ran the pipeline's jobs, in the order they first ran some (empty without a record)."""
+    path = Path(logs_root) / economy / f"seed{seed}" / COMMITS
+    if not path.is_file():
+        return []
+    commits = [line.split()[-1] for line in path.read_text().splitlines() if line.strip()]
+    return list(dict.fromkeys(commits))
 
 
 # ---------------------------------------------------------------------------------------- comparing configs
@@ -211,7 +232,9 @@ def store(plan: WorkflowPlan, results_root: Path, logs_root: Path, economy: str,
         "profile": plan.profile,
         "economy": economy,
         "seed": seed,
-        "commit": commit_of(results_root),
+        # The commit(s) that ran its jobs; without that record, the one checked out where it is stored.
+        "commit": (run_commits(logs_root, economy, seed) or [commit_of(results_root)])[-1],
+        "commits": run_commits(logs_root, economy, seed) or [commit_of(results_root)],
         "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": json.loads(machine_path.read_text()) if machine_path.exists() else None,
         "jobs": jobs_summary(benchmark_jobs(pipeline_logs)) if pipeline_logs.exists() else jobs_summary([]),

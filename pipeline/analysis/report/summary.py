@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ...orchestration.archive import benchmark_jobs, commit_of, jobs_summary, read_manifest
+from ...orchestration.archive import benchmark_jobs, commit_of, jobs_summary, read_manifest, run_commits
 from ...orchestration.plan import ABLATION
 from .definitions import definitions
 from .epsilon import PAPER_EPSILON_BOUND, epsilon
@@ -52,17 +52,20 @@ def pipeline_sources(results: Results, logs: Path) -> list[dict]:
     """Where each pipeline's numbers come from: this run, or a stored copy with the commit, machine and job
     times of the run that made it."""
     entries = []
-    this_run = {"commit": commit_of(results.root), "machine": machine(results.root)}
+    checkout = commit_of(results.root)
     for economy, seed in results.plan.pipelines():
         if (economy, seed) in results.stored:
             manifest = read_manifest(results.root, economy, seed)
             record = manifest.get("machine")
-            entry = {"source": "archive", "commit": manifest.get("commit"), "stored_at": manifest.get("stored_at"),
+            entry = {"source": "archive", "commit": manifest.get("commit"),
+                     "commits": manifest.get("commits", [manifest.get("commit")]),
+                     "stored_at": manifest.get("stored_at"),
                      "machine": None if record is None else {**{key: None for key in MACHINE_KEYS}, **record},
                      "jobs": manifest["jobs"]}
         else:
-            entry = {"source": "this run", **this_run, "stored_at": None,
-                     "jobs": wall_time(Path(logs) / economy / f"seed{seed}")}
+            commits = run_commits(logs, economy, seed) or [checkout]
+            entry = {"source": "this run", "commit": commits[-1], "commits": commits, "stored_at": None,
+                     "machine": machine(results.root), "jobs": wall_time(Path(logs) / economy / f"seed{seed}")}
         entries.append({"economy": economy, "seed": seed, **entry})
     return entries
 
