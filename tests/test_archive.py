@@ -56,6 +56,16 @@ def pipeline_jobs(output: str) -> dict[str, int]:
     return {rule: n for rule, n in job_counts(output).items() if rule.startswith(PIPELINE_RULES)}
 
 
+def plan_with(stored_run, tmp_path: Path, change: dict) -> subprocess.CompletedProcess:
+    """Snakemake's plan (-n) of the stored run with one more profile file holding `change`."""
+    path = tmp_path / "change.yaml"
+    path.write_text(yaml.safe_dump(change))
+    result = snakemake(stored_run["workdir"], "-n", "--configfile", str(DEFAULT), str(SMOKE), str(path),
+                       env=stored_run["env"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 @pytest.fixture(scope="module")
 def stored_run(smoke_run, tmp_path_factory):
     """A copy of the smoke run whose only pipeline was stored, then its live results deleted."""
@@ -105,25 +115,18 @@ def test_a_stored_pipeline_runs_no_job_and_gives_the_same_report(stored_run):
 
 @pytest.mark.slow
 def test_a_changed_config_runs_the_pipeline_again_and_names_the_key(stored_run, tmp_path):
-    change = tmp_path / "episodes.yaml"
-    change.write_text(yaml.safe_dump({"experiment": {"evaluation": {"episodes": 3}}}))
-    result = snakemake(stored_run["workdir"], "-n", "--configfile", str(DEFAULT), str(SMOKE), str(change),
-                       env=stored_run["env"])
-    assert result.returncode == 0, result.stderr[-3000:]
+    change = {"experiment": {"evaluation": {"episodes": 3}}}
+    result = plan_with(stored_run, tmp_path, change)
     assert "archive/open/seed0: not used, it was run with another evaluate config (evaluation.episodes differs)" \
         in result.stderr
-    plan = WorkflowPlan(merged(DEFAULT, SMOKE, change))
+    plan = WorkflowPlan(merged(DEFAULT, SMOKE, tmp_path / "change.yaml"))
     assert pipeline_jobs(result.stdout + result.stderr)["evaluate"] == len(plan.evaluated_branches("open"))
     assert pipeline_jobs(result.stdout + result.stderr)["train_consumers"] == 1
 
 
 @pytest.mark.slow
 def test_tracking_settings_change_no_result_so_the_stored_copy_still_stands_in(stored_run, tmp_path):
-    change = tmp_path / "untracked.yaml"
-    change.write_text(yaml.safe_dump({"experiment": {"tracking": {"enabled": False}}}))
-    result = snakemake(stored_run["workdir"], "-n", "--configfile", str(DEFAULT), str(SMOKE), str(change),
-                       env=stored_run["env"])
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = plan_with(stored_run, tmp_path, {"experiment": {"tracking": {"enabled": False}}})
     assert "not used" not in result.stderr
     assert pipeline_jobs(result.stdout + result.stderr) == {}
 

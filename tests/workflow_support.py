@@ -133,9 +133,10 @@ def assert_complete_tree(client, plan: WorkflowPlan, economy: str, seed: int):
 
 # ---------------------------------------------------------------------------------------- two runs' results
 def without_wall_times(data):
-    """A loaded JSON document or checkpoint without its `wall_time_s` entries."""
+    """A loaded JSON document or checkpoint without its `wall_time_s` entries and the report's per-pipeline
+    provenance (`pipelines`: commit, machine and job times of the run)."""
     if isinstance(data, dict):
-        return {k: without_wall_times(v) for k, v in data.items() if k != "wall_time_s"}
+        return {k: without_wall_times(v) for k, v in data.items() if k not in ("wall_time_s", "pipelines")}
     return [without_wall_times(v) for v in data] if isinstance(data, (list, tuple)) else data
 
 
@@ -160,7 +161,8 @@ def result_differences(a: Path, b: Path) -> list[str]:
     import torch
 
     def lines(path: Path) -> list[str]:
-        return [line for line in path.read_text().splitlines() if not line.startswith("DAG wall time")]
+        return [line for line in path.read_text().splitlines()
+                if not line.startswith(("DAG wall time", "| open seed", "| closed seed"))]
 
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     others = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
