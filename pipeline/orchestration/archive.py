@@ -66,7 +66,8 @@ class Job:
 
 
 def benchmark_jobs(directory: Path) -> list[Job]:
-    """Each job's wall time from the `*.benchmark.tsv` files Snakemake wrote under `directory`."""
+    """Each job's wall time from the `*.benchmark.tsv` files Snakemake wrote under `directory` (none when it
+    does not exist)."""
     jobs = []
     for path in sorted(Path(directory).rglob("*.benchmark.tsv")):
         with path.open() as handle:
@@ -223,21 +224,22 @@ def store(plan: WorkflowPlan, results_root: Path, logs_root: Path, economy: str,
         shutil.copy2(source / name, staging / name)
         files[name] = sha256(staging / name)
     pipeline_logs = logs_root / economy / f"seed{seed}"
-    for record in sorted(pipeline_logs.rglob("*.benchmark.tsv")) if pipeline_logs.exists() else []:
+    for record in sorted(pipeline_logs.rglob("*.benchmark.tsv")):
         target = staging / BENCHMARKS / record.relative_to(pipeline_logs)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(record, target)
     machine_path = results_root / MACHINE
+    # The commit(s) that ran its jobs; without that record, the one checked out where it is stored.
+    commits = run_commits(logs_root, economy, seed) or [commit_of(results_root)]
     manifest = {
         "profile": plan.profile,
         "economy": economy,
         "seed": seed,
-        # The commit(s) that ran its jobs; without that record, the one checked out where it is stored.
-        "commit": (run_commits(logs_root, economy, seed) or [commit_of(results_root)])[-1],
-        "commits": run_commits(logs_root, economy, seed) or [commit_of(results_root)],
+        "commit": commits[-1],
+        "commits": commits,
         "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": json.loads(machine_path.read_text()) if machine_path.exists() else None,
-        "jobs": jobs_summary(benchmark_jobs(pipeline_logs)) if pipeline_logs.exists() else jobs_summary([]),
+        "jobs": jobs_summary(benchmark_jobs(pipeline_logs)),
         "files": files,
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

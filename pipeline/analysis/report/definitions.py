@@ -44,9 +44,9 @@ def definitions(results: Results) -> dict[str, str]:
         "power": "the same search started from an untrained network of the type against the trained others; "
                  f"'{HAS_POWER}' when its gain's interval excludes 0 and the gain is at least the paper's bound for "
                  f"the type times |trained reward|, else '{NO_POWER}'.",
-        "individual": "one agent of the type (the seed's agent on the golden-ratio sequence, WorkflowPlan.deviating_agent) deviates alone with its own copy "
-                      "of the network: its gain in its own episode return, relative to |its trained return|, with "
-                      "a t-interval over seeds.",
+        "individual": "one agent of the type (the seed's agent on the golden-ratio sequence, "
+                      "WorkflowPlan.deviating_agent) deviates alone with its own copy of the network: its gain "
+                      "in its own episode return, relative to |its trained return|, with a t-interval over seeds.",
         "tax_rates": "a learned government's average income and corporate tax rates over the steps its agents chose.",
         "wall_time_s.dag": "latest job end minus earliest job start over the benchmarked jobs (training, "
                            "evaluation, best response); jobs_sum adds their wall times.",

@@ -35,17 +35,19 @@ MACHINE_KEYS = ("cpu_model", "native_bf16", "train_throughput_s_per_iteration", 
 
 def wall_time(logs: Path) -> dict:
     """This run's wall time from its benchmark records: each job ran from (mtime - s) to its mtime."""
-    return jobs_summary(benchmark_jobs(logs)) if Path(logs).exists() else jobs_summary([])
+    return jobs_summary(benchmark_jobs(logs))
 
 
 def machine(root: Path) -> dict | None:
     """The machine record beside the results, its known keys always present (null where it lacks them);
     None when the workflow wrote none."""
     path = root / "machine.json"
-    if not path.exists():
-        return None
-    data = json.loads(path.read_text())
-    return {**{key: None for key in MACHINE_KEYS}, **data}
+    return machine_record(json.loads(path.read_text())) if path.exists() else None
+
+
+def machine_record(data: dict | None) -> dict | None:
+    """A machine record with its known keys always present (null where it lacks them)."""
+    return None if data is None else {**{key: None for key in MACHINE_KEYS}, **data}
 
 
 def pipeline_sources(results: Results, logs: Path) -> list[dict]:
@@ -56,11 +58,10 @@ def pipeline_sources(results: Results, logs: Path) -> list[dict]:
     for economy, seed in results.plan.pipelines():
         if (economy, seed) in results.stored:
             manifest = read_manifest(results.root, economy, seed)
-            record = manifest.get("machine")
             entry = {"source": "archive", "commit": manifest.get("commit"),
                      "commits": manifest.get("commits", [manifest.get("commit")]),
                      "stored_at": manifest.get("stored_at"),
-                     "machine": None if record is None else {**{key: None for key in MACHINE_KEYS}, **record},
+                     "machine": machine_record(manifest.get("machine")),
                      "jobs": manifest["jobs"]}
         else:
             commits = run_commits(logs, economy, seed) or [checkout]
