@@ -111,6 +111,17 @@ def test_a_stored_pipeline_runs_no_job_and_gives_the_same_report(stored_run):
 
     assert numbers(text) == numbers(stored_run["original"]["summary.md"])
     assert "| open seed 0 | archive |" in text
+    # The MLflow parent run of each stored pipeline says the numbers come from the stored copy and its commit.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=stored_run["env"]["MLFLOW_TRACKING_URI"])
+    for economy, seed in plan.pipelines():
+        query = f"tags.`dge.pipeline` = '{plan.tracking_config(economy, seed).pipeline}' and tags.`dge.role` = 'parent'"
+        experiment = client.get_experiment_by_name(plan.experiment_id(economy))
+        parents = client.search_runs([experiment.experiment_id], filter_string=query)
+        assert [r.data.tags.get("dge.source") for r in parents] == ["archive"]
+        record = next(p for p in original["pipelines"] if (p["economy"], p["seed"]) == (economy, seed))
+        assert parents[0].data.tags.get("dge.commit") == record["commit"]  # absent where no commit was known
 
 
 @pytest.mark.slow

@@ -38,8 +38,9 @@ def summary_metrics(economy: dict, seed: str) -> dict[str, float]:
 
 
 def log_to_tracking(plan: WorkflowPlan, summary: dict, files: list[Path]) -> list[str]:
-    """Headline numbers and report files on every pipeline's parent run; returns the parent run ids."""
+    """Headline numbers, report files and provenance tags on every pipeline's parent run; returns the run ids."""
     logged = []
+    provenance = {(p["economy"], p["seed"]): p for p in summary.get("pipelines", [])}
     for economy, seed in plan.pipelines():
         config = ExperimentConfig.from_dict(plan.experiment_dict(economy, seed, "evaluate")).tracking
         if not config.enabled or not config.pipeline:
@@ -59,6 +60,12 @@ def log_to_tracking(plan: WorkflowPlan, summary: dict, files: list[Path]) -> lis
             artifact_dir = "report/figures" if path.suffix == ".png" else "report"
             _retry(client.log_artifact, parent, str(path), artifact_dir)
         _retry(client.set_tag, parent, "dge.report", "true")
+        # A stored pipeline's parent holds this report's numbers but no job of this run: the tags say where
+        # the numbers come from, as the report's provenance table does.
+        origin = provenance.get((economy, seed), {})
+        for tag, value in (("dge.source", origin.get("source")), ("dge.commit", origin.get("commit"))):
+            if value:
+                _retry(client.set_tag, parent, tag, str(value))
         _retry(client.set_terminated, parent, "FINISHED")
         logged.append(parent)
     return logged
