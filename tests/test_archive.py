@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_support import DEFAULT, SMOKE, job_counts, merged, snakemake, without_wall_times
+from workflow_support import DEFAULT, SMOKE, job_counts, merged, pipeline_tree, snakemake, without_wall_times
 
 from envs.rbc.config import ConfigError
 from pipeline.orchestration.archive import (
@@ -116,9 +116,7 @@ def test_a_stored_pipeline_runs_no_job_and_gives_the_same_report(stored_run):
 
     client = MlflowClient(tracking_uri=stored_run["env"]["MLFLOW_TRACKING_URI"])
     for economy, seed in plan.pipelines():
-        query = f"tags.`dge.pipeline` = '{plan.tracking_config(economy, seed).pipeline}' and tags.`dge.role` = 'parent'"
-        experiment = client.get_experiment_by_name(plan.experiment_id(economy))
-        parents = client.search_runs([experiment.experiment_id], filter_string=query)
+        parents, _ = pipeline_tree(client, plan, economy, seed)
         assert [r.data.tags.get("dge.source") for r in parents] == ["archive"]
         record = next(p for p in original["pipelines"] if (p["economy"], p["seed"]) == (economy, seed))
         assert parents[0].data.tags.get("dge.commit") == record["commit"]  # absent where no commit was known

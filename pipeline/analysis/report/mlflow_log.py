@@ -45,7 +45,7 @@ def log_to_tracking(plan: WorkflowPlan, summary: dict, files: list[Path]) -> lis
         config = ExperimentConfig.from_dict(plan.experiment_dict(economy, seed, "evaluate")).tracking
         if not config.enabled or not config.pipeline:
             continue
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric, RunTag
 
         from ...tracking import _retry, client_for, experiment_for, find_or_create_parent, tracking_uri
 
@@ -55,17 +55,17 @@ def log_to_tracking(plan: WorkflowPlan, summary: dict, files: list[Path]) -> lis
         parent = find_or_create_parent(client, experiment_for(client, config, uri), config.pipeline)
         stamp = int(time.time() * 1000)
         metrics = summary_metrics(summary["economies"][economy], str(seed))
-        _retry(client.log_batch, parent, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()])
+        # A stored pipeline's parent holds this report's numbers but no job of this run: the tags say where
+        # the numbers come from, as the report's provenance table does.
+        origin = provenance.get((economy, seed), {})
+        tags = {tag: str(origin[key]) for tag, key in (("dge.source", "source"), ("dge.commit", "commit"))
+                if origin.get(key)}
+        _retry(client.log_batch, parent, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()],
+               tags=[RunTag(k, v) for k, v in tags.items()])
         for path in files:
             artifact_dir = "report/figures" if path.suffix == ".png" else "report"
             _retry(client.log_artifact, parent, str(path), artifact_dir)
         _retry(client.set_tag, parent, "dge.report", "true")
-        # A stored pipeline's parent holds this report's numbers but no job of this run: the tags say where
-        # the numbers come from, as the report's provenance table does.
-        origin = provenance.get((economy, seed), {})
-        for tag, value in (("dge.source", origin.get("source")), ("dge.commit", origin.get("commit"))):
-            if value:
-                _retry(client.set_tag, parent, tag, str(value))
         _retry(client.set_terminated, parent, "FINISHED")
         logged.append(parent)
     return logged
