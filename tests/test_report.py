@@ -16,7 +16,9 @@ import pytest
 from pipeline.analysis.report.epsilon import HAS_POWER, NO_POWER, over_seed_entry
 from pipeline.analysis.report.stats import HIGHER, INDISTINGUISHABLE, LOWER, ONE_SEED, over_seeds, paired
 
-from report_support import HALF_SD1, HAND_WORKFLOW, T975_2, report, stat, write_tree  # noqa: F401 (fixture)
+from report_support import (  # noqa: F401 (fixture)
+    HALF_SD1, HAND_WORKFLOW, T975_2, hand_welfare, report, stat, write_tree,
+)
 
 
 # ---------------------------------------------------------------------------------------- statistics
@@ -70,6 +72,26 @@ def test_the_fair_and_the_equal_rate_baselines_are_the_best_over_seed_means(repo
     consumer = report["summary"]["economies"]["open"]["welfare"]["consumer_welfare"]
     assert consumer["metric"] == "welfare_consumer_only" and consumer["every_fixed"]["best"]["branch"] == "fixed00c40"
     assert consumer["every_fixed"]["difference"]["mean"] == pytest.approx(15.0)
+
+
+def test_a_capped_government_also_meets_the_best_fixed_tax_inside_its_cap(tmp_path):
+    from pipeline.analysis.report import Results
+    from pipeline.analysis.report.welfare import outcomes, welfare_comparisons
+    from pipeline.orchestration.plan import WorkflowPlan
+
+    plan = WorkflowPlan({**HAND_WORKFLOW, "consumer_welfare_max_corporate_tax": 0.3})
+    results = Results(write_tree(tmp_path, plan, welfare=hand_welfare), plan)
+    w = welfare_comparisons(results, "open", {b: outcomes(results, "open", b) for b in plan.evaluated_branches("open")})
+    # consumer-only welfare at seed s: consumer_welfare 60 + s, fixed00c40 45 + s, every other branch 40 + s.
+    # The best fixed tax overall is fixed00c40, whose 40% corporate rate lies above the 30% cap; inside the cap
+    # only fixed20 (20% / 20%) is left, 20 below the capped government at every seed.
+    capped = w["consumer_welfare"]
+    assert capped["every_fixed"]["best"]["branch"] == "fixed00c40"
+    assert capped["within_cap"]["max_corporate_tax"] == 0.3 and capped["within_cap"]["candidates"] == ["fixed20"]
+    assert capped["within_cap"]["best"]["branch"] == "fixed20"
+    assert capped["within_cap"]["difference"]["ci95"] == pytest.approx([20.0, 20.0])
+    assert capped["within_cap"]["verdict"] == HIGHER
+    assert w["learned"]["within_cap"] is None  # the total-welfare government sets every rate
 
 
 def test_the_tax_grid_table_has_every_point_of_the_economy_with_its_collapsed_seeds(report):

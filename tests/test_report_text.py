@@ -91,6 +91,18 @@ def test_a_number_the_summary_lacks_cannot_appear(report, path):
         markdown.render_markdown(summary)
 
 
+def test_a_capped_government_reads_its_comparison_inside_the_cap(report):
+    summary = json.loads((report["root"] / "summary.json").read_text())
+    assert "fixed taxes it may set itself" not in report["markdown"]  # the hand profile caps no government
+    capped = summary["economies"]["open"]["welfare"]["consumer_welfare"]
+    capped["within_cap"] = {**capped["equal_rate"], "max_corporate_tax": 0.3}
+    lines = markdown.render_markdown(summary).splitlines()
+    # consumer-only welfare: the government 60 + s against the best equal rate, fixed 20%, 40 + s at every seed
+    assert ("- Against the fixed taxes it may set itself (corporate rate at most 30%; losing here is the learning's "
+            "shortfall, not the cap's), best fixed 20% (41.00 over seeds): difference over seeds 20.00, 95% CI "
+            "[20.00, 20.00] (3 seed(s)): **higher**; ratio of the means 1.49.") in lines
+
+
 def test_a_null_in_the_summary_reads_n_a(report):
     summary = json.loads((report["root"] / "summary.json").read_text())
     summary["economies"]["open"]["epsilon"]["learned"]["consumer"]["per_seed"]["0"]["relative"] = None

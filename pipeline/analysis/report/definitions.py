@@ -30,12 +30,19 @@ def definitions(results: Results) -> dict[str, str]:
                   f"'{INDISTINGUISHABLE}', and '{ONE_SEED}' with a single seed.",
         "best_fixed": f"{SELECTION}; the equal-rate comparison takes the profile's fixed_taxes (income = corporate "
                       "rate, the paper's design), the fair one every fixed tax the economy ran, the income x "
-                      "corporate grid included.",
+                      "corporate grid included; a government with a corporate-rate cap (within_cap) is also compared "
+                      "with the best fixed tax inside its cap, since it cannot set the rates above it.",
         "collapsed": "a fixed-tax branch whose firms produced almost nothing for a run of episodes stopped training "
                      "early; its evaluation still counts, and the tax grid says at how many seeds that happened.",
         "gap": f"a type's best-response gap at one seed is the largest gain over the learner probes ({learners}); a "
                "gain is the type's reward after minus before the search, both measured on the same evaluation "
-               "episodes (common random numbers), with a 95% interval of the paired differences.",
+               "episodes (common random numbers), with a 95% interval of the paired differences. 'After' is the "
+               "policy the search kept: every best_response.select_every episodes it scores the policy on "
+               "best_response.select_episodes episodes of its own random numbers and keeps the best score seen, "
+               "the starting policy included. A policy can win that selection by noise and then measure below the "
+               "start, so a gap whose interval includes 0 or lies below it means the search found no deviation it "
+               "could tell from the start; over seeds, the figure to quote as epsilon is the upper end of the "
+               "interval, or the worst seed.",
         "relative_gap": "gap / training gain, where the training gain is the type's reward with its trained network "
                         "minus with a freshly initialized one, both at the best-response plan (full labour "
                         "disutility); defined only when that training gain is positive and its interval excludes 0. "

@@ -4,7 +4,9 @@ Each learned government is compared with two baselines, both paired by seed: the
 profile's equal-rate list (income = corporate, the paper's design) and the best point of every fixed
 tax the economy ran, the income x corporate grid included (the fair comparison: a learned government
 sets the two rates apart, so its rival should be allowed to as well). "Best" is the highest over-seed
-mean, chosen on the same evaluations the comparison then uses, which favours the baseline.
+mean, chosen on the same evaluations the comparison then uses, which favours the baseline. A government
+whose corporate rate is capped meets a third baseline, the best fixed tax inside its own cap: losing to a
+fixed tax it may not set measures the cap, losing to one it may set measures the learning.
 """
 
 from __future__ import annotations
@@ -85,18 +87,32 @@ def comparison(results: Results, outs: dict[str, dict], policy: str, name: str, 
     }
 
 
+def capped_candidates(results: Results, policy: str, candidates: list[str]) -> list[str] | None:
+    """The fixed taxes a capped learned government could set itself; None when its rates are not capped."""
+    branch = results.plan.branches.get(policy)
+    cap = branch.max_corporate_tax if branch is not None else None
+    if cap is None:
+        return None
+    return [b for b in candidates if fixed_rates(results.plan, b)[1] <= cap + 1e-9]
+
+
 def welfare_comparisons(results: Results, economy: str, outs: dict[str, dict]) -> dict[str, Any]:
-    """Each learned government on its own welfare against the equal-rate list and against every fixed tax."""
+    """Each learned government on its own welfare against the equal-rate list, every fixed tax and, when its
+    corporate rate is capped, the fixed taxes inside the cap."""
     equal, every = results.equal_rate_branches(economy), results.fixed_branches(economy)
     out = {}
     for policy, name in GOVERNMENTS.items():
         if policy not in outs or name not in outs[policy]:
             continue
+        reachable = capped_candidates(results, policy, every)
         out[policy] = {
             "metric": name,
             "policy": outs[policy][name],
             "equal_rate": comparison(results, outs, policy, name, equal),
             "every_fixed": comparison(results, outs, policy, name, every),
+            "within_cap": None if reachable is None else {
+                "max_corporate_tax": results.plan.branches[policy].max_corporate_tax,
+                **comparison(results, outs, policy, name, reachable)},
             "selection": SELECTION,
         }
     return out
