@@ -16,15 +16,18 @@ import subprocess
 import sys
 
 import jinja2
+import matplotlib.pyplot as plt
 import pytest
 import yaml
 from jinja2 import nodes
 from matplotlib.container import BarContainer
 
 from pipeline.analysis.report import FIGURES, markdown
+from pipeline.analysis.report.figures import _grid_panel
+from pipeline.orchestration.plan import WorkflowPlan
 
 from conftest import ROOT
-from report_support import HALF_SD1, T975_2, report  # noqa: F401 (a fixture)
+from report_support import HALF_SD1, HAND_WORKFLOW, T975_2, report  # noqa: F401 (a fixture)
 
 
 # ---------------------------------------------------------------------------------------- the markdown
@@ -176,6 +179,20 @@ def test_the_tax_grid_figure_shows_the_over_seed_welfare_and_the_learned_rates(r
     star = next(line for line in axes[0].get_lines() if line.get_marker() == "*")
     assert star.get_xdata()[0] == pytest.approx(0.5)  # learned income 10%: halfway between the 0% and 20% columns
     assert star.get_ydata()[0] == pytest.approx(0.5)  # corporate 30%: halfway between the 20% and 40% rows
+
+
+def test_the_tax_grid_figure_draws_a_capped_governments_cap_where_the_rate_lies(report):
+    summary = json.loads((report["root"] / "summary.json").read_text())
+    data = summary["economies"]["open"]
+    fig, ax = plt.subplots()
+    _grid_panel(fig, ax, data, "welfare_consumer_only", "consumer-only welfare", WorkflowPlan(HAND_WORKFLOW))
+    assert not [line for line in ax.get_lines() if "cap" in line.get_label()]  # the hand profile caps nothing
+    data["welfare"]["consumer_welfare"]["within_cap"] = {"max_corporate_tax": 0.3}
+    fig, ax = plt.subplots()
+    _grid_panel(fig, ax, data, "welfare_consumer_only", "consumer-only welfare", WorkflowPlan(HAND_WORKFLOW))
+    (cap,) = [line for line in ax.get_lines() if "cap" in line.get_label()]
+    assert list(cap.get_ydata()) == pytest.approx([0.5, 0.5])  # 30%: halfway between the 20% and 40% rows
+    plt.close("all")
 
 
 def test_welfare_against_the_equal_rates_has_a_row_per_economy_and_t_intervals(report):

@@ -246,7 +246,7 @@ def _grid_matrix(grid: dict, name: str) -> tuple[np.ndarray, list[list[str]]]:
 
 
 def _grid_panel(fig, ax, data: dict, name: str, label: str, plan: WorkflowPlan) -> None:
-    """One welfare on one economy's grid of fixed taxes, the learned governments' mean rates marked."""
+    """One welfare on one economy's grid of fixed taxes, the learned governments' mean rates and caps marked."""
     grid = data["tax_grid"]
     incomes, corporates = grid["income_rates"], grid["corporate_rates"]
     if not grid["points"]:
@@ -265,6 +265,10 @@ def _grid_panel(fig, ax, data: dict, name: str, label: str, plan: WorkflowPlan) 
         y = np.interp(rates["corporate"]["over_seeds"]["mean"], corporates, range(len(corporates)))
         ax.plot(x, y, marker=marker, ms=14, mfc="tab:red", mec="w", ls="none",
                 label=f"{branch_label(plan, policy)}: mean rates")
+        cap = (data["welfare"].get(policy) or {}).get("within_cap")
+        if cap is not None:  # the rates above this line are out of the government's reach
+            ax.axhline(np.interp(cap["max_corporate_tax"], corporates, range(len(corporates))), color="tab:red",
+                       ls="--", lw=1.2, label=f"{branch_label(plan, policy)}: corporate-rate cap")
     ax.set_xticks(range(len(incomes)), [f"{r:.0%}" for r in incomes])
     ax.set_yticks(range(len(corporates)), [f"{r:.0%}" for r in corporates])
     ax.set_xlabel("income tax rate")
