@@ -273,7 +273,7 @@ def _grid_panel(fig, ax, data: dict, name: str, label: str, plan: WorkflowPlan) 
     ax.set_yticks(range(len(corporates)), [f"{r:.0%}" for r in corporates])
     ax.set_xlabel("income tax rate")
     ax.set_ylabel("corporate tax rate")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
 
 
 def tax_grid(results: Results, summary: dict, path: Path) -> None:
@@ -281,7 +281,7 @@ def tax_grid(results: Results, summary: dict, path: Path) -> None:
 
     economies = list(results.plan.economies)
     panels = (("welfare_total", "total welfare"), ("welfare_consumer_only", "consumer-only welfare"))
-    fig, axes = plt.subplots(len(economies), 2, figsize=(12, 4.6 * len(economies)), squeeze=False)
+    fig, axes = plt.subplots(len(economies), 2, figsize=(12, 5.2 * len(economies)), squeeze=False)
     for row, economy in enumerate(economies):
         for ax, (name, label) in zip(axes[row], panels):
             _grid_panel(fig, ax, summary["economies"][economy], name, label, results.plan)
