@@ -87,13 +87,10 @@ def comparison(results: Results, outs: dict[str, dict], policy: str, name: str, 
     }
 
 
-def capped_candidates(results: Results, policy: str, candidates: list[str]) -> list[str] | None:
-    """The fixed taxes a capped learned government could set itself; None when its rates are not capped."""
+def corporate_cap(results: Results, policy: str) -> float | None:
+    """A learned government's corporate-rate cap; None when it may set every rate."""
     branch = results.plan.branches.get(policy)
-    cap = branch.max_corporate_tax if branch is not None else None
-    if cap is None:
-        return None
-    return [b for b in candidates if fixed_rates(results.plan, b)[1] <= cap + 1e-9]
+    return branch.max_corporate_tax if branch is not None else None
 
 
 def welfare_comparisons(results: Results, economy: str, outs: dict[str, dict]) -> dict[str, Any]:
@@ -104,15 +101,16 @@ def welfare_comparisons(results: Results, economy: str, outs: dict[str, dict]) -
     for policy, name in GOVERNMENTS.items():
         if policy not in outs or name not in outs[policy]:
             continue
-        reachable = capped_candidates(results, policy, every)
+        cap = corporate_cap(results, policy)
         out[policy] = {
             "metric": name,
             "policy": outs[policy][name],
             "equal_rate": comparison(results, outs, policy, name, equal),
             "every_fixed": comparison(results, outs, policy, name, every),
-            "within_cap": None if reachable is None else {
-                "max_corporate_tax": results.plan.branches[policy].max_corporate_tax,
-                **comparison(results, outs, policy, name, reachable)},
+            "within_cap": None if cap is None else {
+                "max_corporate_tax": cap,
+                **comparison(results, outs, policy, name,
+                             [b for b in every if fixed_rates(results.plan, b)[1] <= cap + 1e-9])},
             "selection": SELECTION,
         }
     return out
