@@ -194,7 +194,7 @@ def hand_probe(economy: str, seed: int, group: str, probe: str) -> dict:
 
 
 
-T975_2 = 4.303  # Student t(0.975) with 2 degrees of freedom
+T975_2 = 4.302653  # Student t(0.975) with 2 degrees of freedom
 HALF_SD1 = T975_2 / math.sqrt(3)  # half-width of the t-interval of three values with standard deviation 1
 
 

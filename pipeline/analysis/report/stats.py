@@ -16,12 +16,9 @@ from typing import Any
 
 import numpy as np
 
-# Student t quantiles t(0.975, dof) for dof 1..30; the normal quantile beyond.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042)
-NORMAL975 = 1.959964
+from ...learning.metrics import t975
 
+NORMAL975 = 1.959963985  # the normal 97.5% quantile, for Fisher-z intervals of correlations
 HIGHER, LOWER, INDISTINGUISHABLE = "higher", "lower", "indistinguishable"
 ONE_SEED = "one seed: no over-seed statement"
 UNDEFINED = "undefined (a value is missing)"
@@ -46,10 +43,6 @@ def clean(value: Any) -> Any:
     if isinstance(value, np.bool_):
         return bool(value)
     return value
-
-
-def t975(dof: int) -> float:
-    return _T975[dof - 1] if dof <= len(_T975) else NORMAL975
 
 
 def interval(stat: dict) -> dict:
