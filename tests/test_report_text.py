@@ -179,6 +179,15 @@ def test_the_tax_grid_figure_shows_the_over_seed_welfare_and_the_learned_rates(r
     star = next(line for line in axes[0].get_lines() if line.get_marker() == "*")
     assert star.get_xdata()[0] == pytest.approx(0.5)  # learned income 10%: halfway between the 0% and 20% columns
     assert star.get_ydata()[0] == pytest.approx(0.5)  # corporate 30%: halfway between the 20% and 40% rows
+    # no cell's text covers a marker at a cell's centre: the text hangs from the cell's top edge
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(report["figures"]["tax_grid"])
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    centre = axes[0].transData.transform((1, 0))  # the (20%, 20%) cell, which has a number
+    boxes = [text.get_window_extent(renderer) for text in axes[0].texts if text.get_text()]
+    assert boxes and not any(box.contains(*centre) for box in boxes)
 
 
 def test_the_tax_grid_figure_draws_a_capped_governments_cap_where_the_rate_lies(report):

@@ -255,15 +255,15 @@ def _grid_panel(fig, ax, data: dict, name: str, label: str, plan: WorkflowPlan) 
     values, text = _grid_matrix(grid, name)
     image = ax.imshow(values, origin="lower", cmap="viridis", aspect="auto")
     fig.colorbar(image, ax=ax, label=f"{label}, mean over seeds")
-    for (i, j), cell in np.ndenumerate(np.array(text, dtype=object)):
-        ax.text(j, i, cell, ha="center", va="center", fontsize=7, color="w", path_effects=_outline())
+    for (i, j), cell in np.ndenumerate(np.array(text, dtype=object)):  # at the cell's top: markers sit mid-cell
+        ax.text(j, i + 0.45, cell, ha="center", va="top", fontsize=7, color="w", path_effects=_outline())
     for policy, marker in (("learned", "*"), ("consumer_welfare", "^")):
         rates = data["learned_tax_rates"].get(policy)
         if rates is None:
             continue
         x = np.interp(rates["income"]["over_seeds"]["mean"], incomes, range(len(incomes)))
         y = np.interp(rates["corporate"]["over_seeds"]["mean"], corporates, range(len(corporates)))
-        ax.plot(x, y, marker=marker, ms=14, mfc="tab:red", mec="w", ls="none",
+        ax.plot(x, y, marker=marker, ms=14, mfc="tab:red", mec="w", ls="none", zorder=5,
                 label=f"{branch_label(plan, policy)}: mean rates")
         cap = (data["welfare"].get(policy) or {}).get("within_cap")
         if cap is not None:  # the rates above this line are out of the government's reach
