@@ -55,3 +55,16 @@ def test_the_documents_quote_the_default_profiles_planned_episodes():
             f"{counts['ablation']:,}, best responses {counts['best_response']:,},\nevaluation "
             f"{counts['evaluation']:,})") in PERFORMANCE
     assert f"plans\n{total:,} episodes of 16 economies" in README
+
+
+def test_stored_pipelines_are_converted_with_their_own_machines_figures():
+    """A report built from stored pipelines adds each one's job seconds in iterations of the machine that ran it:
+    100 s at 0.5 s per iteration and 300 s at 0.25 s are 200 + 1,200 iterations, not 400 s / one figure."""
+    summary = {"wall_time_s": {"jobs_sum": None},
+               "pipelines": [{"source": "archive", "jobs": {"jobs_sum": 100.0},
+                              "machine": {"train_throughput_s_per_iteration": 0.5}},
+                             {"source": "archive", "jobs": {"jobs_sum": 300.0},
+                              "machine": {"train_throughput_s_per_iteration": 0.25}}]}
+    assert dag_throughput.job_time(summary, figure=None) == (400.0, 1400.0)
+    ran_here = {"wall_time_s": {"jobs_sum": 90.0}, "pipelines": [{"source": "this run", "jobs": {"jobs_sum": 90.0}}]}
+    assert dag_throughput.job_time(ran_here, figure=0.3) == (90.0, 300.0)
