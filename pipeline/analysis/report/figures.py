@@ -106,17 +106,20 @@ def training_curves(results: Results, summary: dict, path: Path) -> None:
 
 
 def _bar(ax, x: float, per_seed: list[float], color: str, hatch: str | None, label: str | None,
-         within: dict | None) -> None:
+         within: dict | None, scale: float = 1.0) -> float:
     """One bar: the over-seed mean with its t-interval, every seed as a dot, the value written on top.
-    With one seed the error bar is that seed's own interval (evaluation noise), as the title says."""
+    With one seed the error bar is that seed's own interval (evaluation noise), as the title says. Values are
+    drawn divided by `scale` (one constant, so the t-interval divides exactly) and written in their own unit;
+    returns the drawn height."""
     stat = over_seeds(per_seed)
     lo, hi = stat["ci95"] if stat["seeds"] > 1 else (within["ci95"] if within else (np.nan, np.nan))
-    err = [[stat["mean"] - lo], [hi - stat["mean"]]] if finite(lo) and finite(hi) else None
-    ax.bar(x, stat["mean"], width=0.7, color=color, hatch=hatch, edgecolor="k", lw=0.5, yerr=err, capsize=4,
-           label=label)
-    ax.plot([x] * len(per_seed), per_seed, ls="none", marker="o", ms=4, mfc="white", mec="k")
-    ax.annotate(num(stat["mean"]), (x, stat["mean"]), textcoords="offset points", xytext=(0, 3), ha="center",
-                fontsize=7)
+    mean = stat["mean"] / scale
+    err = [[mean - lo / scale], [hi / scale - mean]] if finite(lo) and finite(hi) else None
+    ax.bar(x, mean, width=0.7, color=color, hatch=hatch, edgecolor="k", lw=0.5, yerr=err, capsize=4, label=label)
+    ax.plot([x] * len(per_seed), [v / scale for v in per_seed], ls="none", marker="o", ms=4, mfc="white", mec="k")
+    ax.annotate(num(stat["mean"]), (x, mean), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=7,
+                bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 0.5})
+    return mean
 
 
 def _probe_look(probe: str) -> tuple[str, str | None, str]:
@@ -127,35 +130,36 @@ def _probe_look(probe: str) -> tuple[str, str | None, str]:
     return "tab:blue", None, "type's best response (a learner)"
 
 
-def _bound_line(ax, bound: float, size: float) -> None:
-    """The gain the paper's bound allows, drawn where it fits the bars' scale and written under the axis where
-    it does not, so a far larger bound never flattens the bars."""
-    label = f"paper bound {bound:.0%} x |trained reward|"
-    lo, hi = ax.get_ylim()
-    if lo <= size <= hi:
-        ax.axhline(size, color="tab:red", ls="--", lw=1, label=label)
-        ax.set_xlabel("probe")
-    else:
-        ax.set_xlabel(f"probe; {label} = {num(size)}, off this scale", color="tab:red", fontsize=8)
+def _linear_threshold(heights: list[float]) -> float:
+    """The symmetric-log axis is linear up to the decade of the smallest bar (kept within 1e-4..0.1 of the
+    bound), so that every bar reaches past the linear band and none is a sliver beside a power check that is
+    many times the bound."""
+    nonzero = [abs(h) for h in heights if finite(h) and h != 0]
+    smallest = min(nonzero, default=0.1)
+    return float(10.0 ** np.clip(np.floor(np.log10(smallest)), -4, -1))
 
 
 def _best_response_panel(ax, entry: dict, probes: list[str], seeds: list[str], title: str, group: str) -> None:
-    """One type's probes in one economy: a bar per probe, the seeds as dots, the paper's bound."""
-    seen = set()
+    """One type's probes in one economy, in units of the paper's check: a gain of 1 is the paper's bound times
+    the type's trained reward (over seeds), so the bound is the line at 1 in every panel and the learners'
+    small gaps and the power check's large gain share one symmetric-log axis."""
+    trained = over_seeds([entry["per_seed"][s]["trained"]["mean"] for s in seeds])["mean"]
+    tolerance = entry["bound"] * abs(trained) if finite(trained) and trained != 0 else 1.0
+    seen, heights = set(), []
     for x, probe in enumerate(probes):
         gains = [entry["per_seed"][s]["probes"][probe]["gain"] for s in seeds]
         color, hatch, kind = _probe_look(probe)
-        _bar(ax, x, [g["mean"] for g in gains], color, hatch, None if kind in seen else kind,
-             gains[0] if len(seeds) == 1 else None)
+        heights.append(_bar(ax, x, [g["mean"] for g in gains], color, hatch, None if kind in seen else kind,
+                            gains[0] if len(seeds) == 1 else None, scale=tolerance))
         seen.add(kind)
-    trained = over_seeds([entry["per_seed"][s]["trained"]["mean"] for s in seeds])["mean"]
-    _bound_line(ax, entry["bound"], entry["bound"] * abs(trained))
+    ax.set_yscale("symlog", linthresh=_linear_threshold(heights), linscale=0.5)
+    ax.axhline(1.0, color="tab:red", ls="--", lw=1, label="the paper's bound x |trained reward| (1 on every axis)")
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xticks(range(len(probes)), probes, fontsize=8)
-    ax.set_ylabel(f"{group} gain in episode return (per agent)")
+    ax.set_xlabel(f"probe; 1 = {entry['bound']:.0%} x |trained reward| = {num(tolerance)} per agent", fontsize=8)
+    ax.set_ylabel(f"{group} gain / paper bound (symmetric log)")
     what = f"{len(seeds)} seeds, t-intervals" if len(seeds) > 1 else f"seed {seeds[0]}, its own 95% interval"
     ax.set_title(f"{title}: {group} ({what})", fontsize=9)
-    ax.legend(fontsize=7)
 
 
 def best_response(results: Results, summary: dict, path: Path) -> None:
@@ -173,8 +177,13 @@ def best_response(results: Results, summary: dict, path: Path) -> None:
         for ax, group in zip(line, groups):
             _best_response_panel(ax, summary["economies"][economy]["epsilon"][branch][group],
                                  plan.best_response_probes(group), seeds, f"{economy} ({branch})", group)
-    fig.suptitle("Best-response gains by probe; dots: seeds")
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    legend = {}  # one legend for the figure, below the panels, so that no panel's bars are covered
+    for ax in axes.flat:
+        legend.update(zip(*reversed(ax.get_legend_handles_labels())))
+    fig.suptitle("Best-response gains by probe, in units of the paper's bound; bars are labelled with the gain in "
+                 "episode return per agent; dots: seeds")
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=max(len(legend), 1), fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
