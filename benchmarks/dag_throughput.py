@@ -126,13 +126,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nplanned episodes per iteration-time: {ratio:.2f}x the committed run "
               f"(target {TARGET:.0f}x: {'PASS' if ratio >= TARGET else 'MISS'})")
     for row in (baseline, current):
-        # nearly every planned episode is one training iteration of 16 economies, so a run cannot spend less
-        # than about one iteration-time per episode: below that, its machine figure is not the machine it ran on
+        # nearly every planned episode is one training iteration of 16 economies, so a run cannot spend much less
+        # than one iteration-time per episode unless its machine figure is not the machine it ran on, or planned
+        # episodes did not run (branches that stop on collapse)
         if row["s_per_iteration"] and row["jobs_sum_s"] < row["planned_episodes"] * row["s_per_iteration"]:
             print(f"warning: {row['run']} spent {row['jobs_sum_s'] / row['planned_episodes']:.3f} s of jobs per "
                   f"planned episode, less than its machine figure {row['s_per_iteration']:.3f} s per iteration: "
-                  "the figure is not its machine's, so its scaled rate is overstated and a ratio against it "
-                  "understated")
+                  "either the figure is not its machine's (then its scaled rate is overstated and a ratio against "
+                  "it understated) or planned episodes did not run (collapsed branches stop early)")
     raw = current["episodes_per_s"] / baseline["episodes_per_s"]
     print(f"episodes per second of jobs, machines as they were: {raw:.2f}x")
     return 0
