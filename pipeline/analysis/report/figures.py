@@ -106,7 +106,7 @@ def training_curves(results: Results, summary: dict, path: Path) -> None:
 
 
 def _bar(ax, x: float, per_seed: list[float], color: str, hatch: str | None, label: str | None,
-         within: dict | None, scale: float = 1.0) -> float:
+         within: dict | None, scale: float) -> float:
     """One bar: the over-seed mean with its t-interval, every seed as a dot, the value written on top.
     With one seed the error bar is that seed's own interval (evaluation noise), as the title says. Values are
     drawn divided by `scale` (one constant, so the t-interval divides exactly) and written in their own unit;
