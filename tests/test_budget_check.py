@@ -119,3 +119,35 @@ def test_the_half_budget_profile_halves_every_count_of_episodes_and_nothing_else
     assert 2 * curriculum["labor_disutility_decay"] == default["labor_disutility_decay"]
     for group, schedule in default["entropy"].items():
         assert curriculum["entropy"][group] == {**schedule, "decay": schedule["decay"] / 2}
+
+
+def test_the_documents_quote_the_half_budget_study():
+    import csv
+
+    performance = " ".join((ROOT / "docs" / "performance.md").read_text().split())
+    archive = ROOT / "results" / "default" / "archive"
+    cheap = budget_check.evaluations(ROOT / "results" / "studies" / "half_budget.json", "open")
+    default = budget_check.evaluations(archive, "open")
+    assert all(sorted(seeds) == [0, 1, 2, 3, 4] for seeds in cheap.values())
+
+    def shown(stats):
+        return "{:+,.0f} [{:+,.0f}, {:+,.0f}]".format(stats["mean"], *stats["ci95"])
+
+    names = {"learned": "learned government", "consumer_welfare": "consumer-welfare government",
+             "fixed20": "fixed 20%", "fixed00": "fixed 0%/0%"}
+    for row in budget_check.branch_rows(cheap, default, "welfare/total"):
+        assert f"| {names[row['branch']]} | {shown(row['difference'])} |" in performance
+    leads = {row["baseline"]: row for row in budget_check.comparison_rows(cheap, default, "welfare/total")}
+    assert (f"best equal rate is the same ({shown(leads['fixed20']['cheap'])} at half the training, "
+            f"{shown(leads['fixed20']['default'])} in the default)") in performance
+    assert f"({shown(leads['fixed00']['cheap'])} and {shown(leads['fixed00']['default'])})" in performance
+    # training (stages and ablation) as a share of every stored job's time
+    seconds = {}
+    for path in archive.glob("*/seed*/benchmarks/**/*.benchmark.tsv"):
+        with path.open() as handle:
+            seconds[path] = float(list(csv.DictReader(handle, delimiter="\t"))[-1]["s"])
+    training = sum(s for p, s in seconds.items()
+                   if p.name.split(".")[0] in ("consumers", "firms", "taxes", "government", "nocurriculum"))
+    share = training / sum(seconds.values())
+    assert f"is {share:.0%} of the committed pipelines' job time" in performance
+    assert f"save about {share / 2:.0%} of the jobs' time" in performance
