@@ -151,3 +151,20 @@ def test_the_documents_quote_the_half_budget_study():
     share = training / sum(seconds.values())
     assert f"is {share:.0%} of the committed pipelines' job time" in performance
     assert f"save about {share / 2:.0%} of the jobs' time" in performance
+
+
+def test_the_results_quote_the_half_budget_study():
+    results = " ".join((ROOT / "docs" / "results.md").read_text().split())
+    cheap = budget_check.evaluations(ROOT / "results" / "studies" / "half_budget.json", "open")
+    default = budget_check.evaluations(ROOT / "results" / "default" / "archive", "open")
+
+    def shown(stats, sign=""):
+        low, high = stats["ci95"]
+        return f"{stats['mean']:{sign},.0f} [{low:,.0f}, {high:,.0f}]"
+
+    branches = {row["branch"]: row["difference"] for row in budget_check.branch_rows(cheap, default, "welfare/total")}
+    leads = {row["baseline"]: row["cheap"] for row in budget_check.comparison_rows(cheap, default, "welfare/total")}
+    assert f"the learned government ends where it does here, {shown(branches['learned'], '+')} paired" in results
+    assert f"fixed 0% ends {shown(branches['fixed00'])} higher" in results
+    assert f"lead over it is {shown(leads['fixed00'], '+')}: indistinguishable" in results
+    assert f"{shown(leads['fixed20'], '+')} with half the training" in results
