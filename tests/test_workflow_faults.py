@@ -171,6 +171,7 @@ def test_economies_all_set_to_null_are_refused():
 def test_configfile_paths_are_found_as_snakemake_reads_them():
     argv = ["-n", "--configfile", "a.yaml", "b.yaml", "--cores", "2", "target", "--configfiles=c.yaml"]
     assert configfiles.configfiles(argv) == ["a.yaml", "b.yaml", "c.yaml"]
+    assert configfiles.grouped_configfiles(argv) == [("a.yaml", False), ("b.yaml", True), ("c.yaml", False)]
 
 
 @pytest.mark.parametrize("text, says", [
@@ -188,3 +189,15 @@ def test_a_missing_or_malformed_configfile_is_one_line_naming_it(tmp_path, monke
     assert err.count("\n") == 1 and err.startswith(f"error: --configfile profile.yaml{says}"), err
     Path("profile.yaml").write_text("seeds: [3]\n")
     assert configfiles.main(["-n", "--configfile", str(SMOKE), "profile.yaml"]) == 0
+
+
+def test_a_target_given_after_configfile_is_named_as_such(tmp_path, monkeypatch, capsys):
+    """Snakemake's --configfile takes every following word: a target written after it is read as a profile."""
+    monkeypatch.chdir(tmp_path)
+    target = "results/smoke/open/seed0/learned/evaluation.json"
+    assert configfiles.main(["--configfile", str(SMOKE), target]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --configfile {target}: no such file") and "if it is a target, give it before --configfile" in err, err
+    assert configfiles.main([target, "--configfile", str(SMOKE)]) == 0
+    assert configfiles.main(["--configfile", "missing.yaml"]) == 2
+    assert "if it is a target" not in capsys.readouterr().err  # the first path of --configfile: a missing profile

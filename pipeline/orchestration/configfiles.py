@@ -19,26 +19,36 @@ from envs.rbc.config import ConfigError
 OPTIONS = ("--configfile", "--configfiles")
 
 
-def configfiles(argv: list[str]) -> list[str]:
-    """The paths given to --configfile/--configfiles (each takes every argument up to the next option)."""
-    found, taking = [], False
+def grouped_configfiles(argv: list[str]) -> list[tuple[str, bool]]:
+    """(path, whether another path of the same --configfile came before it), in the order given."""
+    found, taking = [], None
     for arg in argv:
         option, sep, value = arg.partition("=")
         if option in OPTIONS:
-            taking = not sep
-            found += [value] if sep else []
+            taking = None if sep else 0
+            found += [(value, False)] if sep else []
         elif arg.startswith("-"):
-            taking = False
-        elif taking:
-            found.append(arg)
+            taking = None
+        elif taking is not None:
+            found.append((arg, taking > 0))
+            taking += 1
     return found
 
 
-def check_configfile(path: str) -> None:
+def configfiles(argv: list[str]) -> list[str]:
+    """The paths given to --configfile/--configfiles (each takes every argument up to the next option)."""
+    return [path for path, _ in grouped_configfiles(argv)]
+
+
+def check_configfile(path: str, follows_another: bool = False) -> None:
     file = Path(path)
     if not file.is_file():
         where = "" if file.is_absolute() else f" (relative to {Path.cwd()})"
-        raise ConfigError(f"--configfile {path}: no such file{where}")
+        # `./run main --configfile cheap.yaml results/.../evaluation.json` reads the target as a config file,
+        # as Snakemake itself would: a missing path after a profile that exists is most likely a target.
+        target = ("; if it is a target, give it before --configfile, which takes every word after it up to the "
+                  "next option" if follows_another else "")
+        raise ConfigError(f"--configfile {path}: no such file{where}{target}")
     try:
         data = yaml.safe_load(file.read_text())
     except (OSError, UnicodeDecodeError) as err:
@@ -55,8 +65,8 @@ def check_configfile(path: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        for path in configfiles(sys.argv[1:] if argv is None else argv):
-            check_configfile(path)
+        for path, follows_another in grouped_configfiles(sys.argv[1:] if argv is None else argv):
+            check_configfile(path, follows_another)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
