@@ -21,7 +21,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+for path in (ROOT, ROOT / "benchmarks"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from dag_levers import holds_zero, interval_text  # noqa: E402
+
 from pipeline.learning.metrics import mean_ci95  # noqa: E402
 
 METRICS = ("welfare/total", "welfare/consumer_only")
@@ -50,11 +55,6 @@ def paired(a: dict[int, float], b: dict[int, float]) -> dict | None:
     """a - b over the seeds both have (mean_ci95), None under two seeds."""
     seeds = sorted(a.keys() & b.keys())
     return mean_ci95([a[s] - b[s] for s in seeds]) if len(seeds) > 1 else None
-
-
-def holds_zero(stats: dict) -> bool:
-    low, high = stats["ci95"]
-    return low <= 0 <= high
 
 
 def branch_rows(cheap: dict, default: dict, metric: str) -> list[dict]:
@@ -90,13 +90,6 @@ def comparison_rows(cheap: dict, default: dict, metric: str) -> list[dict]:
     return rows
 
 
-def _interval(stats: dict | None) -> str:
-    if stats is None:
-        return "-"
-    low, high = stats["ci95"]
-    return f"{stats['mean']:+,.0f} [{low:+,.0f}, {high:+,.0f}]"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, required=True, help="the cheap profile's results, e.g. results/half")
@@ -121,13 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         for row in branch_rows(cheap, default, metric):
             note = "" if row["collapsed"]["cheap"] == row["collapsed"]["default"] else (
                 f"; collapsed: cheap {row['collapsed']['cheap']}, default {row['collapsed']['default']}")
-            print(f"  {row['branch']:>16} seeds {row['seeds']}: {_interval(row['difference']):>28}"
+            print(f"  {row['branch']:>16} seeds {row['seeds']}: {interval_text(row['difference']):>28}"
                   f"  {'same' if row['same'] else 'DIFFERS'}{note}")
             verdicts.append(row["same"])
         print(f"{metric}: learned minus each fixed tax, cheap against default")
         for row in comparison_rows(cheap, default, metric):
-            print(f"  {row['baseline']:>16} seeds {row['seeds']}: cheap {_interval(row['cheap']):>28}, default "
-                  f"{_interval(row['default']):>28}  {'same' if row['same'] else 'DIFFERS'}")
+            print(f"  {row['baseline']:>16} seeds {row['seeds']}: cheap {interval_text(row['cheap']):>28}, default "
+                  f"{interval_text(row['default']):>28}  {'same' if row['same'] else 'DIFFERS'}")
             verdicts.append(row["same"])
     print(f"\n{sum(verdicts)} of {len(verdicts)} checks the same")
     return 0

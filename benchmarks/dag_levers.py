@@ -28,14 +28,13 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from pipeline.learning.metrics import mean_ci95  # noqa: E402
-from pipeline.orchestration.archive import benchmark_jobs  # noqa: E402
+from pipeline.orchestration.archive import benchmark_jobs, job_seconds  # noqa: E402
 
 WELFARE = "welfare/total"
 TARGET_S = 2 * 60 * 60  # the issue's 60 minutes, two jobs at a time on two cores
@@ -57,13 +56,13 @@ class Pipeline:
     def read(self, relative: str) -> dict:
         return json.loads((self.path / relative).read_text())
 
-    def job_seconds(self, relative: str = "") -> float:
-        """Seconds of one job's record, or of every record under a folder of the pipeline's benchmarks."""
-        path = self.path / "benchmarks" / relative
-        if path.is_file():
-            with path.open() as handle:
-                return float(list(csv.DictReader(handle, delimiter="\t"))[-1]["s"])
-        return sum(job.seconds for job in benchmark_jobs(path))
+    def job_seconds(self, relative: str) -> float:
+        """Seconds of one job, from its record under the pipeline's benchmarks (0 where there is none)."""
+        record = self.path / "benchmarks" / relative
+        return (job_seconds(record) or 0.0) if record.is_file() else 0.0
+
+    def jobs(self) -> list:
+        return benchmark_jobs(self.path / "benchmarks")
 
 
 def stored_pipelines(archive: Path) -> list[Pipeline]:
@@ -102,6 +101,19 @@ def half_width(interval: dict) -> float:
     return (high - low) / 2
 
 
+def holds_zero(stats: dict) -> bool:
+    low, high = stats["ci95"]
+    return low <= 0 <= high
+
+
+def interval_text(stats: dict | None) -> str:
+    """"+mean [+low, +high]", or "-" where there is no interval."""
+    if stats is None:
+        return "-"
+    low, high = stats["ci95"]
+    return f"{stats['mean']:+,.0f} [{low:+,.0f}, {high:+,.0f}]"
+
+
 @dataclass(frozen=True)
 class BranchCut:
     economy: str
@@ -125,10 +137,7 @@ class BranchCut:
     @property
     def shifts(self) -> bool:
         """Whether the cut moves the branch's welfare systematically (its interval over seeds excludes zero)."""
-        if self.change is None:
-            return False
-        low, high = self.change["ci95"]
-        return low > 0 or high < 0
+        return self.change is not None and not holds_zero(self.change)
 
 
 def branch_cuts(pipelines: list[Pipeline], cut: int, window: int) -> list[BranchCut]:
@@ -137,6 +146,7 @@ def branch_cuts(pipelines: list[Pipeline], cut: int, window: int) -> list[Branch
     for economy in sorted({p.economy for p in pipelines}):
         of_economy = [p for p in pipelines if p.economy == economy]
         branches = sorted({b.name for p in of_economy for b in p.path.iterdir() if b.name.startswith("fixed")})
+        learned = {p.seed: evaluated_welfare(p, "learned") for p in of_economy}
         for branch in branches:
             full, late, changes, comparisons, gaps, saved = [], [], [], [], [], 0.0
             for pipeline in of_economy:
@@ -153,11 +163,11 @@ def branch_cuts(pipelines: list[Pipeline], cut: int, window: int) -> list[Branch
                     if collapsed_at >= cut:
                         late.append(pipeline.seed)
                     continue
-                end = max(curve) + 1
-                changes.append(window_mean(curve, cut, window) - window_mean(curve, end, window))
+                at_end = window_mean(curve, max(curve) + 1, window)
+                changes.append(window_mean(curve, cut, window) - at_end)
                 evaluated = evaluated_welfare(pipeline, branch)
-                comparisons.append(evaluated_welfare(pipeline, "learned") - evaluated)
-                gaps.append(abs(window_mean(curve, end, window) - evaluated) / abs(evaluated))
+                comparisons.append(learned[pipeline.seed] - evaluated)
+                gaps.append(abs(at_end - evaluated) / abs(evaluated))
                 full.append(pipeline.seed)
             rows.append(BranchCut(
                 economy, branch, full, late,
@@ -240,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     if not pipelines:
         print(f"error: no stored pipelines under {args.archive}", file=sys.stderr)
         return 2
-    jobs_sum = sum(p.job_seconds() for p in pipelines)
-    jobs = sum(len(benchmark_jobs(p.path / "benchmarks")) for p in pipelines)
+    every_job = [job for p in pipelines for job in p.jobs()]
+    jobs, jobs_sum = len(every_job), sum(job.seconds for job in every_job)
     cut = args.branch_cut or _taxes_end(pipelines)
     print(f"{len(pipelines)} stored pipelines, {jobs} jobs, {jobs_sum:,.0f} s of jobs\n")
 
@@ -251,8 +261,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'train/eval':>10}  verdict")
     rows = branch_cuts(pipelines, cut, args.window)
     for row in rows:
-        change = _interval(row.change) if row.change else "-"
-        comparison = _interval(row.comparison) if row.comparison else "-"
+        change, comparison = interval_text(row.change), interval_text(row.comparison)
         agreement = f"{row.end_vs_evaluation:.1%}" if row.end_vs_evaluation is not None else "-"
         if row.collapsed_after_cut:
             verdict = f"CHANGES: collapses after the cut in seed(s) {row.collapsed_after_cut}"
@@ -306,11 +315,6 @@ def _taxes_end(pipelines: list[Pipeline]) -> int:
             if government:
                 return min(government)
     raise ValueError("no stored fixed-tax branch reached its government stage")
-
-
-def _interval(stats: dict) -> str:
-    low, high = stats["ci95"]
-    return f"{stats['mean']:+,.0f} [{low:+,.0f}, {high:+,.0f}]"
 
 
 if __name__ == "__main__":

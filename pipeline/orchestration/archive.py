@@ -65,15 +65,21 @@ class Job:
     end: float  # the record's modification time: when the job finished
 
 
+def job_seconds(path: Path) -> float | None:
+    """One job's wall time from the `*.benchmark.tsv` Snakemake wrote for it (its last row; None when empty)."""
+    with Path(path).open() as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    return float(rows[-1]["s"]) if rows else None
+
+
 def benchmark_jobs(directory: Path) -> list[Job]:
     """Each job's wall time from the `*.benchmark.tsv` files Snakemake wrote under `directory` (none when it
     does not exist)."""
     jobs = []
     for path in sorted(Path(directory).rglob("*.benchmark.tsv")):
-        with path.open() as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t"))
-        if rows:
-            jobs.append(Job(float(rows[-1]["s"]), path.stat().st_mtime))
+        seconds = job_seconds(path)
+        if seconds is not None:
+            jobs.append(Job(seconds, path.stat().st_mtime))
     return jobs
 
 
